@@ -1,0 +1,52 @@
+# A tiny DeiT (2 blocks, 64-dim) on the synthetic ImageNet-style set of
+# `python tools/misc/make_demo_data.py`.
+_base_ = 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'
+
+data_root = 'data/demo/cls/'
+data_preprocessor = dict(num_classes=3)
+model = dict(
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dims=64, num_layers=2, num_heads=2,
+                  feedforward_channels=256),
+        img_size=32, patch_size=4),
+    head=dict(num_classes=3, in_channels=64),
+    train_cfg=None)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.6, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=32, edge='short'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+                 data_prefix='train', pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+                 data_prefix='val', pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+
+max_epochs = 30
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=10),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=0,
+         end=max_epochs)
+]
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+auto_scale_lr = dict(base_batch_size=4)
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=2))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -1,0 +1,16 @@
+# GPUSQ on the tiny Swin Mask R-CNN: phase S (epochs 0-5) then phase Q
+# (epochs 6-11), distilling from the dense model of
+# mask_rcnn_swin_tiny_dense.py (set teacher_ckpt to its checkpoint).
+_base_ = ['./mask_rcnn_swin_tiny_dense.py',
+          '../../_base_/gpusq/sparse24_qat_kd.py']
+model = dict(
+    _delete_=True,
+    type='MixedKDDistiller',
+    architecture=_base_.model,
+    teacher=_base_.model,
+    teacher_ckpt=None,
+    distill=dict(features=['backbone', 'neck']))
+custom_hooks = [
+    dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed']),
+    dict(type='QATHook', start_epoch=6, calib_batches=2),
+]

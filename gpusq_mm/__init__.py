@@ -1,0 +1,15 @@
+"""gpusq_mm: GPUSQ-ViT (2:4 sparsity + INT8 QAT + mixed KD) for OpenMMLab.
+
+Importing the package (``custom_imports = dict(imports=['gpusq_mm'])``)
+registers ``Sparse24Hook``, ``QATHook`` and ``MixedKDDistiller`` so that they
+resolve from mmdet, mmseg and mmpretrain configs, and routes MMEngine's
+checkpoint loading through the project's safe loader.
+"""
+from .engine import QATHook, Sparse24Hook
+from .models import MixedKDDistiller
+from .utils import register_mmengine_loaders
+from .version import __version__
+
+register_mmengine_loaders()
+
+__all__ = ['__version__', 'MixedKDDistiller', 'QATHook', 'Sparse24Hook']

@@ -1,0 +1,3 @@
+from .hooks import QATHook, Sparse24Hook
+
+__all__ = ['QATHook', 'Sparse24Hook']

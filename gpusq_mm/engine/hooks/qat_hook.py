@@ -1,0 +1,184 @@
+"""QATHook: INT8 quantization-aware training of the student."""
+import itertools
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from torch import nn
+
+from gpusq_mm.engine.restore import QAT_KEY, restore_quant_structure
+from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
+                                   insert_quantizers, quant_layers,
+                                   select_quant_layers)
+from gpusq_mm.registry import register_hook
+from gpusq_mm.utils import get_student, update_gpusq_meta
+
+
+
+@register_hook
+class QATHook(Hook):
+    """Insert INT8 fake quantization, calibrate, then train (QAT).
+
+    At ``start_iter``/``start_epoch`` the hook swaps the selected
+    Linear/Conv2d layers of the student to fake-quantized ones (symmetric
+    int8, per-output-channel weight ranges, per-tensor activation ranges,
+    zero point 0), runs ``calib_batches`` batches of the training loader
+    through the student in eval mode, reduces the ranges (max) across DDP
+    ranks, freezes them and lets training continue with straight-through
+    gradients. The ranges are buffers of the layers, saved in the state dict;
+    on ``--resume`` the layers are re-created in ``after_load_checkpoint``
+    (before the state dict loads) so the saved ranges are restored exactly
+    and calibration is not repeated.
+
+    Note:
+        Weight ranges are fixed at calibration (frozen scales). Pruned 2:4
+        weights are exactly zero and stay zero when fake-quantized.
+
+    Args:
+        start_iter (int, optional): Iteration at which QAT starts.
+            Defaults to None (start of training unless ``start_epoch``).
+        start_epoch (int, optional): Epoch at which QAT starts.
+            Defaults to None.
+        calib_batches (int): Training batches used for calibration.
+            Defaults to 4.
+        calibrator (str): Activation range statistic. Defaults to 'max'.
+        weight_bits (int): 8 (W8A8) or 4 (W4A8). Defaults to 8.
+        include (Sequence[str], optional): Regexes of layers to quantize.
+            Defaults to None (all Linear/Conv2d).
+        exclude (Sequence[str], optional): Regexes of layers kept in high
+            precision. Defaults to None.
+        quant_patch_embed (bool): Quantize the patch embedding.
+            Defaults to False.
+
+    Examples:
+        >>> custom_hooks = [dict(type='Sparse24Hook'),
+        ...                 dict(type='QATHook', start_iter=1000)]
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 start_iter: Optional[int] = None,
+                 start_epoch: Optional[int] = None,
+                 calib_batches: int = 4,
+                 calibrator: str = 'max',
+                 weight_bits: int = 8,
+                 include: Optional[Sequence[str]] = None,
+                 exclude: Optional[Sequence[str]] = None,
+                 quant_patch_embed: bool = False) -> None:
+        if calibrator not in CALIBRATORS:
+            raise ValueError(f'QATHook: unknown calibrator {calibrator!r}; '
+                             f'choose one of {CALIBRATORS}')
+        if weight_bits not in (4, 8):
+            raise ValueError(f'QATHook: weight_bits must be 8 or 4, got '
+                             f'{weight_bits!r}')
+        if start_iter is not None and start_epoch is not None:
+            raise ValueError('QATHook: give start_iter or start_epoch, not '
+                             'both')
+        if not isinstance(calib_batches, int) or calib_batches < 1:
+            raise ValueError(f'QATHook: calib_batches must be a positive '
+                             f'int, got {calib_batches!r}')
+        self.start_iter = start_iter
+        self.start_epoch = start_epoch
+        self.calib_batches = calib_batches
+        self.calibrator = calibrator
+        self.weight_bits = weight_bits
+        self.include = list(include) if include else None
+        self.exclude = list(exclude) if exclude else None
+        self.quant_patch_embed = quant_patch_embed
+        self.started = False
+
+    # ----------------------------------------------------------- stages
+    def before_train(self, runner) -> None:
+        self._check_start(runner)
+        if self.started:  # restored by after_load_checkpoint
+            enable_quant(get_student(runner.model))
+        elif self._due(runner):
+            self._start(runner)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        if not self.started and self._due(runner):
+            self._start(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not self.started:
+            return
+        layers = quant_layers(get_student(runner.model))
+        checkpoint[QAT_KEY] = dict(layers=sorted(layers),
+                                    weight_bits=self.weight_bits,
+                                    calibrator=self.calibrator)
+        scheme = f'int{self.weight_bits}w-int8a-symmetric-per-channel'
+        update_gpusq_meta(
+            checkpoint, 'quant',
+            dict(scheme=scheme, calibrator=self.calibrator,
+                 layers=sorted(layers)), phase='Q')
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if restore_quant_structure(get_student(runner.model), checkpoint):
+            self.started = True
+
+    # ----------------------------------------------------------- helpers
+    def _due(self, runner) -> bool:
+        if self.start_epoch is not None:
+            return runner.epoch >= self.start_epoch
+        return runner.iter >= (self.start_iter or 0)
+
+    def _check_start(self, runner) -> None:
+        if self.start_epoch is not None and \
+                self.start_epoch >= runner.max_epochs:
+            raise ValueError(f'QATHook: start_epoch={self.start_epoch} is '
+                             f'past the schedule (max_epochs='
+                             f'{runner.max_epochs})')
+        if self.start_iter is not None and \
+                self.start_iter >= runner.max_iters:
+            raise ValueError(f'QATHook: start_iter={self.start_iter} is past '
+                             f'the schedule (max_iters={runner.max_iters})')
+
+    def _start(self, runner) -> None:
+        student = get_student(runner.model)
+        decisions = select_quant_layers(student, self.include, self.exclude,
+                                        self.quant_patch_embed)
+        insert_quantizers(student, decisions, self.weight_bits)
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        amax = calibrate(student, self._forward_loop(runner, model),
+                         self.calibrator, reduce_fn=_all_reduce_max)
+        self.started = True
+        self._log_summary(runner, decisions, amax)
+
+    def _forward_loop(self, runner, model: nn.Module):
+        loader = runner.train_dataloader
+        preprocessor = model.data_preprocessor
+
+        def loop(student: nn.Module) -> None:
+            was_training = student.training
+            student.eval()
+            try:
+                for batch in itertools.islice(loader, self.calib_batches):
+                    data = preprocessor(batch, False)
+                    student(**data, mode='tensor')
+            finally:
+                student.train(was_training)
+
+        return loop
+
+    def _log_summary(self, runner, decisions: Dict[str, str],
+                     amax: Dict[str, float]) -> None:
+        lines = [f'QATHook: {len(amax)} layers fake-quantized (int8 '
+                 f'activations, int{self.weight_bits} weights, '
+                 f'{self.calibrator} calibration on {self.calib_batches} '
+                 f'batches) at iter {runner.iter}']
+        for name, reason in decisions.items():
+            status = f'amax={amax[name]:.4g}' if not reason else \
+                f'float: {reason}'
+            lines.append(f'  {name:<60} {status}')
+        print_log('\n'.join(lines), logger='current')
+
+
+def _all_reduce_max(amax: torch.Tensor) -> None:
+    if get_world_size() > 1:
+        all_reduce(amax, op='max')

@@ -1,0 +1,3 @@
+from .mixed_kd_distiller import MixedKDDistiller
+
+__all__ = ['MixedKDDistiller']

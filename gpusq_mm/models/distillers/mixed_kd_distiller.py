@@ -1,0 +1,166 @@
+"""MixedKDDistiller: a dense frozen teacher distils into the student."""
+import copy
+import os.path as osp
+import warnings
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
+from torch import Tensor, nn
+
+from gpusq_mm.models.losses import feature_mse
+from gpusq_mm.models.recorder import record_outputs
+from gpusq_mm.registry import register_model
+
+DEFAULT_DISTILL = dict(hard_weight=1.0, feature_weight=5.0,
+                       features=['backbone'])
+
+
+@register_model
+class MixedKDDistiller(BaseModel):
+    """Distil a dense teacher into a (sparse, quantized) student.
+
+    ``mode='loss'`` returns the student's task losses (prefix ``student.``)
+    and the distillation losses (prefix ``distill.``); ``'predict'`` and
+    ``'tensor'`` run the student alone, so validation, testing and
+    deployment see the student.
+
+    Args:
+        architecture (dict | nn.Module): The student (any mmdet, mmseg or
+            mmpretrain model).
+        teacher (dict | str | nn.Module): The dense teacher: a model dict,
+            a config path (its ``model`` is used) or a module.
+        teacher_ckpt (str, optional): Dense checkpoint (path or URL) loaded
+            into the teacher through the project's safe loader. None keeps
+            the teacher's own initialisation (smoke tests only; a warning
+            says so). Defaults to None.
+        init_student_from_teacher (bool): Also load ``teacher_ckpt`` into
+            the student, which starts from the dense weights.
+            Defaults to True.
+        distill (dict, optional): ``hard_weight`` (α, weight of the
+            student's task losses), ``feature_weight`` (γ) and ``features``
+            (module paths recorded on both models, same architecture).
+            Defaults to ``DEFAULT_DISTILL``.
+        data_preprocessor (dict, optional): Injected by the Runner from a
+            config's top-level ``data_preprocessor``; given to the student,
+            whose preprocessor the distiller uses. Defaults to None.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self,
+                 architecture: Union[dict, nn.Module],
+                 teacher: Union[dict, str, nn.Module],
+                 teacher_ckpt: Optional[str] = None,
+                 init_student_from_teacher: bool = True,
+                 distill: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.architecture = self._build(architecture, data_preprocessor)
+        self.teacher = self._build(self._teacher_cfg(teacher),
+                                   data_preprocessor)
+        self.data_preprocessor = self.architecture.data_preprocessor
+        self.distill_cfg = self._parse_distill(distill)
+        self._load_teacher(teacher_ckpt, init_student_from_teacher)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+    @property
+    def student(self) -> nn.Module:
+        """The model being compressed (what hooks act on)."""
+        return self.architecture
+
+    # ----------------------------------------------------------- building
+    @staticmethod
+    def _teacher_cfg(teacher: Union[dict, str, nn.Module]):
+        if isinstance(teacher, str):
+            if not osp.isfile(teacher):
+                raise FileNotFoundError(
+                    f'MixedKDDistiller: teacher config {teacher!r} does not '
+                    'exist; give a model dict or an existing config path')
+            return Config.fromfile(teacher).model
+        return teacher
+
+    @staticmethod
+    def _build(model: Union[dict, nn.Module],
+               data_preprocessor: Optional[dict]) -> nn.Module:
+        if isinstance(model, nn.Module):
+            return model
+        model = copy.deepcopy(dict(model))
+        if data_preprocessor is not None:
+            model.setdefault('data_preprocessor', data_preprocessor)
+        return MODELS.build(model)
+
+    @staticmethod
+    def _parse_distill(distill: Optional[dict]) -> dict:
+        cfg = dict(DEFAULT_DISTILL)
+        unknown = set(distill or {}) - set(cfg)
+        if unknown:
+            raise KeyError(f'MixedKDDistiller: unknown distill key(s) '
+                           f'{sorted(unknown)}; valid keys: {sorted(cfg)}')
+        cfg.update(distill or {})
+        cfg['features'] = list(cfg['features'])
+        return cfg
+
+    def _load_teacher(self, ckpt: Optional[str], init_student: bool) -> None:
+        if ckpt is None:
+            warnings.warn('MixedKDDistiller: teacher_ckpt is None, the '
+                          'teacher keeps its own (random or pretrained) '
+                          'initialisation; use this for smoke tests only')
+            return
+        if '://' not in ckpt and not osp.isfile(ckpt):
+            raise FileNotFoundError(
+                f'MixedKDDistiller: teacher_ckpt {ckpt!r} does not exist; '
+                'train the dense model first or fix the path')
+        checkpoint = _load_checkpoint(ckpt, map_location='cpu')
+        targets: List[nn.Module] = [self.teacher]
+        if init_student:
+            targets.append(self.architecture)
+        for model in targets:
+            _load_checkpoint_to_model(model, checkpoint, strict=True)
+            model._is_init = True  # keep init_weights() from overwriting
+
+    # ----------------------------------------------------------- forward
+    def forward(self, inputs: Tensor, data_samples=None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.architecture(inputs, data_samples, mode=mode)
+
+    def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
+        """Student task losses plus distillation losses."""
+        paths = self.distill_cfg['features']
+        with record_outputs(self.architecture, paths) as s_feats:
+            student_losses = self.architecture.loss(inputs, data_samples)
+        with torch.no_grad(), record_outputs(self.teacher, paths) as t_feats:
+            self.teacher(inputs, data_samples, mode='tensor')
+        losses = {}
+        alpha = self.distill_cfg['hard_weight']
+        for key, value in student_losses.items():
+            if 'loss' in key:
+                value = _scale(value, alpha)
+            losses[f'student.{key}'] = value
+        gamma = self.distill_cfg['feature_weight']
+        for path in paths:
+            name = path.replace('.', '_')
+            losses[f'distill.loss_feat_{name}'] = gamma * feature_mse(
+                s_feats[path], t_feats[path], path)
+        return losses
+
+    def train(self, mode: bool = True) -> 'MixedKDDistiller':
+        """Switch the student's mode; the teacher always stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+
+def _scale(value: Union[Tensor, List[Tensor]], weight: float):
+    if weight == 1.0:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [v * weight for v in value]
+    return value * weight

@@ -1,0 +1,67 @@
+"""Where Q/DQ goes: the placement policy for transformer models.
+
+Following TensorRT's explicit-quantization rules, the inputs and weights of
+every plain ``nn.Linear``/``nn.Conv2d`` are quantized (int8 GEMM/conv);
+LayerNorm, Softmax and GELU stay in high precision (they are not wrapped);
+residual adds are left to TensorRT's fusion of the Q/DQ around the GEMMs.
+The 3-channel patch-embedding convolution is kept in high precision by
+default (``quant_patch_embed=False``): it holds few weights, sees raw pixels
+and TensorRT gains nothing from an int8 conv with C=3. Users refine the
+selection with include/exclude regexes on module names.
+"""
+from typing import Dict, Optional, Sequence
+
+from torch import nn
+
+from gpusq_mm.utils.names import select_by_name
+
+from .quant_layers import quantize_module
+
+PATCH_EMBED_PATTERN = r'patch_embed'
+
+
+def select_quant_layers(model: nn.Module,
+                        include: Optional[Sequence[str]] = None,
+                        exclude: Optional[Sequence[str]] = None,
+                        quant_patch_embed: bool = False) -> Dict[str, str]:
+    """Decide which Linear/Conv2d layers are fake-quantized.
+
+    Args:
+        model (nn.Module): The model to quantize.
+        include (Sequence[str], optional): Regexes; only matching layers
+            are quantized. Defaults to None (all).
+        exclude (Sequence[str], optional): Regexes of layers kept in high
+            precision. Defaults to None.
+        quant_patch_embed (bool): Quantize the patch embedding too.
+            Defaults to False.
+
+    Returns:
+        dict: ``{name: reason}``; '' means quantized.
+    """
+    exclude = list(exclude or [])
+    if not quant_patch_embed:
+        exclude.append(PATCH_EMBED_PATTERN)
+    layers = [n for n, m in model.named_modules()
+              if type(m) in (nn.Linear, nn.Conv2d)]
+    return select_by_name(layers, include, exclude,
+                          what='Linear or Conv2d layer')
+
+
+def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
+                      weight_bits: int = 8) -> Dict[str, nn.Module]:
+    """Swap the selected layers to their fake-quantized classes in place.
+
+    Args:
+        model (nn.Module): The model.
+        decisions (dict): Output of :func:`select_quant_layers`.
+        weight_bits (int): 8 (W8A8) or 4 (W4A8). Defaults to 8.
+
+    Returns:
+        dict: ``{name: layer}`` of the quantized layers.
+    """
+    if weight_bits not in (4, 8):
+        raise ValueError(f'weight_bits must be 8 (W8A8) or 4 (W4A8), got '
+                         f'{weight_bits}')
+    modules = dict(model.named_modules())
+    return {name: quantize_module(modules[name], weight_bits)
+            for name, reason in decisions.items() if not reason}

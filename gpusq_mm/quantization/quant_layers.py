@@ -1,0 +1,97 @@
+"""Fake-quantized Linear/Conv2d made by swapping the module's class in place.
+
+The swap keeps every ``nn.Parameter`` object (so the optimizer and DDP see
+the same parameters) and adds two persistent buffers, ``input_amax``
+(per-tensor) and ``weight_amax`` (per output channel), which are saved in the
+state dict. A layer is in one of three states: ``'off'`` (float),
+``'calib'`` (float, recording the running max of |input|) and ``'quant'``
+(input and weight fake-quantized).
+"""
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .fake_quant import fake_quantize, per_channel_amax
+
+
+class _QuantMixin:
+    """Shared state of the fake-quantized layers."""
+
+    def _init_quant(self, weight_bits: int = 8) -> None:
+        self.register_buffer('input_amax', torch.zeros(()))
+        shape = (self.weight.shape[0], ) + (1, ) * (self.weight.dim() - 1)
+        self.register_buffer('weight_amax', torch.zeros(shape))
+        self.quant_state = 'off'
+        self.weight_bits = weight_bits
+
+    def _quant_inputs(self, x: Tensor) -> Tensor:
+        if self.quant_state == 'calib':
+            self.input_amax.copy_(torch.maximum(
+                self.input_amax, x.detach().abs().amax().float()))
+            return x
+        if self.quant_state == 'quant':
+            return fake_quantize(x, self.input_amax)
+        return x
+
+    def _quant_weight(self) -> Tensor:
+        if self.quant_state != 'quant':
+            return self.weight
+        return fake_quantize(self.weight, self.weight_amax, self.weight_bits)
+
+    @torch.no_grad()
+    def update_weight_amax(self) -> None:
+        """Set the per-channel weight range from the current weights."""
+        self.weight_amax.copy_(per_channel_amax(self.weight))
+
+
+class QuantLinear(_QuantMixin, nn.Linear):
+    """``nn.Linear`` with fake-quantized input and weight."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(self._quant_inputs(x), self._quant_weight(),
+                        self.bias)
+
+
+class QuantConv2d(_QuantMixin, nn.Conv2d):
+    """``nn.Conv2d`` with fake-quantized input and weight."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(self._quant_inputs(x), self._quant_weight(),
+                                  self.bias)
+
+
+_SWAP = {nn.Linear: QuantLinear, nn.Conv2d: QuantConv2d}
+
+
+def quantize_module(module: nn.Module, weight_bits: int = 8) -> nn.Module:
+    """Turn a plain ``nn.Linear``/``nn.Conv2d`` into its fake-quant class.
+
+    Args:
+        module (nn.Module): Exactly an ``nn.Linear`` or ``nn.Conv2d``
+            (subclasses keep their own forward and are refused).
+        weight_bits (int): Weight bit width. Defaults to 8.
+
+    Returns:
+        nn.Module: The same object, now a :class:`QuantLinear` or
+        :class:`QuantConv2d`.
+    """
+    if isinstance(module, _QuantMixin):
+        return module
+    target = _SWAP.get(type(module))
+    if target is None:
+        raise TypeError(f'cannot quantize {type(module).__name__}: only '
+                        'plain nn.Linear and nn.Conv2d are supported')
+    module.__class__ = target
+    module._init_quant(weight_bits)
+    buffers_to = module.weight.device
+    module.input_amax = module.input_amax.to(buffers_to)
+    module.weight_amax = module.weight_amax.to(buffers_to)
+    return module
+
+
+def quant_layers(model: nn.Module) -> Dict[str, _QuantMixin]:
+    """Return ``{name: layer}`` of the fake-quantized layers of ``model``."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, _QuantMixin)}

@@ -1,0 +1,44 @@
+"""Packaging of gpusq_mm: 2:4 sparsity + INT8 QAT + mixed KD for OpenMMLab."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def get_version() -> str:
+    """Read ``__version__`` from ``gpusq_mm/version.py`` without importing."""
+    scope: dict = {}
+    with open(osp.join(osp.dirname(__file__), 'gpusq_mm', 'version.py')) as f:
+        exec(compile(f.read(), 'version.py', 'exec'), scope)
+    return scope['__version__']
+
+
+def parse_requirements(path: str) -> list:
+    """Return the requirement lines of ``path`` without comments."""
+    reqs = []
+    with open(osp.join(osp.dirname(__file__), path)) as f:
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if line:
+                reqs.append(line)
+    return reqs
+
+
+setup(
+    name='gpusq_mm',
+    version=get_version(),
+    description=('GPUSQ-ViT for OpenMMLab: 2:4 structured sparsity, INT8 '
+                 'quantization-aware training and mixed knowledge '
+                 'distillation, deployed as TensorRT INT8 sparse engines'),
+    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    license='Apache License 2.0',
+    python_requires='>=3.10',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    include_package_data=True,
+    install_requires=parse_requirements('requirements/runtime.txt'),
+    extras_require=dict(
+        tests=parse_requirements('requirements/tests.txt'),
+        optional=parse_requirements('requirements/optional.txt'),
+    ),
+    zip_safe=False,
+)

@@ -1,0 +1,66 @@
+"""INT8 fake quantization: exact grid values, STE gradients, calibration."""
+import pytest
+import torch
+from torch import nn
+
+from gpusq_mm.quantization import (QuantLinear, calibrate, fake_quantize,
+                                   insert_quantizers, quant_layers,
+                                   select_quant_layers)
+
+
+def test_fake_quantize_hand_computed():
+    x = torch.tensor([0.0, 0.5, -1.0, 1.27, 2.0, -3.0], requires_grad=True)
+    amax = torch.tensor(1.27)  # scale 0.01
+    y = fake_quantize(x, amax)
+    assert torch.allclose(y, torch.tensor([0.0, 0.5, -1.0, 1.27, 1.27,
+                                           -1.27]))
+    y.sum().backward()
+    # clipped STE: gradient 1 inside [-amax, amax], 0 outside
+    assert torch.equal(x.grad, torch.tensor([1., 1., 1., 1., 0., 0.]))
+
+
+def test_zero_weights_stay_zero_per_channel():
+    w = torch.tensor([[0.0, 1.0, 0.0, -0.5], [2.0, 0.0, 0.0, 0.3]])
+    amax = w.abs().amax(1, keepdim=True)
+    q = fake_quantize(w, amax)
+    assert torch.equal(q == 0, w == 0)
+    assert q[0, 3].item() == pytest.approx(round(-0.5 * 127) / 127)
+
+
+def _toy():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module('patch_embed', nn.Conv2d(3, 32, 4, 4))
+    model.add_module('flat', nn.Flatten())
+    model.add_module('fc', nn.Linear(32 * 16, 16))
+    return model
+
+
+def test_insert_keeps_parameters_and_calibrates():
+    model = _toy()
+    params = [id(p) for p in model.parameters()]
+    decisions = select_quant_layers(model)
+    assert decisions['patch_embed'] == 'matched by exclude'
+    layers = insert_quantizers(model, decisions)
+    assert list(layers) == ['fc'] and isinstance(model.fc, QuantLinear)
+    assert [id(p) for p in model.parameters()] == params
+    x = torch.randn(2, 3, 16, 16)
+    ref = model(x)  # state 'off': float
+    feats = model.flat(model.patch_embed(x))
+    amax = calibrate(model, lambda m: m(x))
+    assert amax['fc'] == pytest.approx(feats.abs().max().item())
+    assert quant_layers(model)['fc'].quant_state == 'quant'
+    out = model(x)
+    assert not torch.equal(out, ref)
+    assert torch.allclose(out, ref, atol=0.05)
+    assert 'fc.input_amax' in model.state_dict()
+
+
+def test_calibration_rejects_nan():
+    model = _toy()
+    insert_quantizers(model, select_quant_layers(model))
+    x = torch.full((1, 3, 16, 16), float('nan'))
+    with pytest.raises(ValueError, match='non-finite'):
+        calibrate(model, lambda m: m(x))
+    with pytest.raises(ValueError, match='unknown calibrator'):
+        calibrate(model, lambda m: m(x), calibrator='kl')
