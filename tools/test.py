@@ -14,6 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
+from gpusq_mm.utils.dist import prepare_cpu_distributed
 from gpusq_mm.engine.restore import load_gpusq_checkpoint
 
 
@@ -74,6 +75,7 @@ def main() -> None:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    prepare_cpu_distributed(cfg)
     cfg.load_from = None  # loaded below, GPUSQ structure first
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)

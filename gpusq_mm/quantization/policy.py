@@ -4,7 +4,11 @@ Following TensorRT's explicit-quantization rules, the inputs and weights of
 every plain ``nn.Linear``/``nn.Conv2d`` are quantized (int8 GEMM/conv);
 LayerNorm, Softmax and GELU stay in high precision (they are not wrapped);
 residual adds are left to TensorRT's fusion of the Q/DQ around the GEMMs.
-The 3-channel patch-embedding convolution is kept in high precision by
+Subclasses are quantized when their forward is the base one (mmcv's
+``Linear``/``Conv2d`` wrappers, used by mmcv's ``FFN`` and many heads);
+others are listed with the reason they stay in float (e.g. the output
+projection of ``nn.MultiheadAttention``, whose forward is bypassed). The
+3-channel patch-embedding convolution is kept in high precision by
 default (``quant_patch_embed=False``): it holds few weights, sees raw pixels
 and TensorRT gains nothing from an int8 conv with C=3. Users refine the
 selection with include/exclude regexes on module names.
@@ -15,7 +19,7 @@ from torch import nn
 
 from gpusq_mm.utils.names import select_by_name
 
-from .quant_layers import quantize_module
+from .quant_layers import quantize_module, unsupported_reason
 
 PATCH_EMBED_PATTERN = r'patch_embed'
 
@@ -41,10 +45,12 @@ def select_quant_layers(model: nn.Module,
     exclude = list(exclude or [])
     if not quant_patch_embed:
         exclude.append(PATCH_EMBED_PATTERN)
-    layers = [n for n, m in model.named_modules()
-              if type(m) in (nn.Linear, nn.Conv2d)]
-    return select_by_name(layers, include, exclude,
-                          what='Linear or Conv2d layer')
+    layers = {n: m for n, m in model.named_modules()
+              if isinstance(m, (nn.Linear, nn.Conv2d))}
+    decisions = select_by_name(layers, include, exclude,
+                               what='Linear or Conv2d layer')
+    return {n: reason or unsupported_reason(layers[n])
+            for n, reason in decisions.items()}
 
 
 def insert_quantizers(model: nn.Module, decisions: Dict[str, str],

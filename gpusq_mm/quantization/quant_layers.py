@@ -64,26 +64,58 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 
 _SWAP = {nn.Linear: QuantLinear, nn.Conv2d: QuantConv2d}
 
+# Subclasses whose forward is the base class's forward on torch >= 1.5
+# (mmcv's empty-tensor wrappers), by qualified name so that this module does
+# not import mmcv.
+FORWARD_EQUIVALENT = {
+    'mmcv.cnn.bricks.wrappers.Linear': nn.Linear,
+    'mmcv.cnn.bricks.wrappers.Conv2d': nn.Conv2d,
+}
+_dynamic_classes: Dict[type, type] = {}
+
+
+def unsupported_reason(module: nn.Module) -> str:
+    """Why ``module`` cannot be fake-quantized by a class swap ('' if it
+    can)."""
+    cls = type(module)
+    if cls in _SWAP or isinstance(module, _QuantMixin):
+        return ''
+    if f'{cls.__module__}.{cls.__qualname__}' in FORWARD_EQUIVALENT:
+        return ''
+    if cls.__name__ == 'NonDynamicallyQuantizableLinear':
+        return ('output projection of nn.MultiheadAttention (its forward '
+                'is bypassed)')
+    return f'{cls.__name__} has its own forward'
+
+
+def _quant_class(cls: type) -> type:
+    if cls in _SWAP:
+        return _SWAP[cls]
+    if cls not in _dynamic_classes:
+        base = FORWARD_EQUIVALENT[f'{cls.__module__}.{cls.__qualname__}']
+        _dynamic_classes[cls] = type(f'Quant{cls.__name__}',
+                                     (_SWAP[base], cls), {})
+    return _dynamic_classes[cls]
+
 
 def quantize_module(module: nn.Module, weight_bits: int = 8) -> nn.Module:
-    """Turn a plain ``nn.Linear``/``nn.Conv2d`` into its fake-quant class.
+    """Turn a Linear/Conv2d into its fake-quantized class, in place.
 
     Args:
-        module (nn.Module): Exactly an ``nn.Linear`` or ``nn.Conv2d``
-            (subclasses keep their own forward and are refused).
+        module (nn.Module): An ``nn.Linear``/``nn.Conv2d`` or a subclass
+            whose forward is the base one (see ``FORWARD_EQUIVALENT``).
         weight_bits (int): Weight bit width. Defaults to 8.
 
     Returns:
-        nn.Module: The same object, now a :class:`QuantLinear` or
-        :class:`QuantConv2d`.
+        nn.Module: The same object, now also a :class:`QuantLinear` or
+        :class:`QuantConv2d` (``isinstance`` of its old class still holds).
     """
     if isinstance(module, _QuantMixin):
         return module
-    target = _SWAP.get(type(module))
-    if target is None:
-        raise TypeError(f'cannot quantize {type(module).__name__}: only '
-                        'plain nn.Linear and nn.Conv2d are supported')
-    module.__class__ = target
+    reason = unsupported_reason(module)
+    if reason:
+        raise TypeError(f'cannot quantize {type(module).__name__}: {reason}')
+    module.__class__ = _quant_class(type(module))
     module._init_quant(weight_bits)
     buffers_to = module.weight.device
     module.input_amax = module.input_amax.to(buffers_to)

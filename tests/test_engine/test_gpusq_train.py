@@ -40,6 +40,9 @@ def test_gpusq_two_phases_and_resume(data_cwd, tmp_path):
     layers = gpusq['sparsity']['layers']
     assert len(layers) > 20
     assert not any('patch_embed' in n for n in layers)
+    quant = set(gpusq['quant']['layers'])
+    assert 'backbone.stages.0.blocks.0.ffn.layers.0.0' in quant  # mmcv FFN
+    assert 'roi_head.bbox_head.shared_fcs.0' in quant
     assert any(n.startswith('roi_head.') for n in layers)
 
     sd = q_ckpt['state_dict']

@@ -64,3 +64,24 @@ def test_calibration_rejects_nan():
         calibrate(model, lambda m: m(x))
     with pytest.raises(ValueError, match='unknown calibrator'):
         calibrate(model, lambda m: m(x), calibrator='kl')
+
+
+def test_mmcv_wrappers_quantized_mha_out_proj_reported():
+    from mmcv.cnn.bricks.wrappers import Linear as MMCVLinear
+    model = nn.Module()
+    model.ffn = MMCVLinear(32, 64)
+    model.attn = nn.MultiheadAttention(32, 2)
+    decisions = select_quant_layers(model)
+    assert decisions['ffn'] == ''
+    assert 'MultiheadAttention' in decisions['attn.out_proj']
+    insert_quantizers(model, decisions)
+    assert isinstance(model.ffn, QuantLinear)
+    assert isinstance(model.ffn, MMCVLinear)
+    x = torch.randn(4, 32)
+    calibrate(model, lambda m: m.ffn(x))
+    expected = nn.functional.linear(
+        fake_quantize(x, x.abs().max()),
+        fake_quantize(model.ffn.weight,
+                      model.ffn.weight.abs().amax(1, keepdim=True)),
+        model.ffn.bias)
+    assert torch.equal(model.ffn(x), expected)
