@@ -19,17 +19,24 @@ import numpy as np
 CLASSES = ('square', 'disc', 'triangle')
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def _background(rng: np.random.Generator, h: int,
+                w: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Noisy single-colour background and its base colour."""
     base = rng.integers(0, 256, size=3)
     img = np.empty((h, w, 3), np.float32)
     img[:] = base
-    img += rng.normal(0, 25, size=(h, w, 3))
-    return img
+    img += rng.normal(0, 20, size=(h, w, 3))
+    return img, base
 
 
-def _shape_polygon(rng: np.random.Generator, label: int, h: int,
-                   w: int) -> np.ndarray:
-    size = rng.uniform(0.15, 0.45) * min(h, w)
+def _contrasting(rng: np.random.Generator, base: np.ndarray) -> list:
+    """A colour at least 64 levels away from ``base`` in every channel."""
+    return ((base + rng.integers(64, 193, size=3)) % 256).tolist()
+
+
+def _shape_polygon(rng: np.random.Generator, label: int, h: int, w: int,
+                   scale: Tuple[float, float] = (0.15, 0.45)) -> np.ndarray:
+    size = rng.uniform(*scale) * min(h, w)
     cx = rng.uniform(size / 2, w - size / 2)
     cy = rng.uniform(size / 2, h - size / 2)
     if label == 0:
@@ -51,13 +58,13 @@ def _shape_polygon(rng: np.random.Generator, label: int, h: int,
 def _render(rng: np.random.Generator, h: int, w: int, max_objects: int
             ) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, np.ndarray]]]:
     """Return image, label map (0 = background) and visible objects."""
-    img = _background(rng, h, w)
+    img, base = _background(rng, h, w)
     label_map = np.zeros((h, w), np.uint8)
     objects = []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         label = int(rng.integers(0, len(CLASSES)))
         pts = _shape_polygon(rng, label, h, w)
-        colour = rng.integers(0, 256, size=3).tolist()
+        colour = _contrasting(rng, base)
         cv2.fillPoly(img, [pts.round().astype(np.int32)], colour)
         cv2.fillPoly(label_map, [pts.round().astype(np.int32)], label + 1)
         objects.append((label, pts))
@@ -129,9 +136,9 @@ def make_cls(root: str, num_train: int = 8, num_val: int = 4,
             os.makedirs(osp.join(root, split, name), exist_ok=True)
         for i in range(count):
             label = i % len(CLASSES)
-            img = _background(rng, h, w)
-            pts = _shape_polygon(rng, label, h, w)
-            colour = rng.integers(0, 256, size=3).tolist()
+            img, base = _background(rng, h, w)
+            pts = _shape_polygon(rng, label, h, w, scale=(0.4, 0.8))
+            colour = _contrasting(rng, base)
             cv2.fillPoly(img, [pts.round().astype(np.int32)], colour)
             img = np.clip(img, 0, 255).astype(np.uint8)
             cv2.imwrite(osp.join(root, split, CLASSES[label], f'{i:06d}.jpg'),
