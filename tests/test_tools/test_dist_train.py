@@ -1,6 +1,7 @@
 """tools/dist_train.sh: 2 processes with gloo on CPU (no GPU needed)."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -11,10 +12,16 @@ from gpusq_mm.utils import load_checkpoint_file
 from tests.utils import DEMO_CONFIGS, REPO
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_dist_train_two_processes_cpu(data_cwd, tmp_path):
     work = str(tmp_path / 'work')
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT='29731',
+    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(_free_port()),
                PATH=osp.dirname(sys.executable) + os.pathsep +
                os.environ['PATH'])
     proc = subprocess.run(
