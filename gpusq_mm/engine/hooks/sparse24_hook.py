@@ -94,7 +94,7 @@ class Sparse24Hook(Hook):
                                      self.min_channels)
         self._log_table(runner)
         if self.masks:  # restored by after_load_checkpoint
-            self._apply(student)
+            self._apply(runner)
         elif self._due(runner):
             self._compute(runner, student)
 
@@ -107,16 +107,17 @@ class Sparse24Hook(Hook):
                          outputs=None) -> None:
         if not self.masks:
             return
-        student = get_student(runner.model)
         if (self.recompute_interval
                 and self.every_n_train_iters(runner, self.recompute_interval)):
-            self._compute(runner, student)
+            self._compute(runner, get_student(runner.model))
         else:
-            self._apply(student)
+            self._apply(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.masks:
             return
+        # runs before EMAHook swaps the averaged weights into the state dict
+        self._apply(runner)
         checkpoint[CKPT_KEY] = dict(
             method=self.method,
             masks={k: v.cpu() for k, v in self.masks.items()})
@@ -170,7 +171,7 @@ class Sparse24Hook(Hook):
         }
         kept = [kept_magnitude(m.weight, self.masks[n])
                 for n, m in modules.items()]
-        self._apply(student)
+        self._apply(runner)
         kept_mean = sum(kept) / max(len(kept), 1)
         runner.message_hub.update_scalar('train/sparse24_kept_magnitude',
                                          kept_mean)
@@ -179,11 +180,23 @@ class Sparse24Hook(Hook):
                   f'{kept_mean:.4f}', logger='current')
 
     @torch.no_grad()
-    def _apply(self, student: nn.Module) -> None:
-        modules = dict(student.named_modules())
-        for name, mask in self.masks.items():
-            weight = modules[name].weight
-            weight.mul_(mask.to(device=weight.device, dtype=weight.dtype))
+    def _apply(self, runner) -> None:
+        """Zero the pruned weights of the student and of every averaged
+        copy (``EMAHook``) so that the averaged weights are 2:4 as well."""
+        for student in self._targets(runner):
+            modules = dict(student.named_modules())
+            for name, mask in self.masks.items():
+                weight = modules[name].weight
+                weight.mul_(mask.to(device=weight.device, dtype=weight.dtype))
+
+    @staticmethod
+    def _targets(runner) -> List[nn.Module]:
+        targets = [get_student(runner.model)]
+        for hook in runner.hooks:
+            averaged = getattr(hook, 'ema_model', None)
+            if isinstance(averaged, nn.Module) and hasattr(averaged, 'module'):
+                targets.append(get_student(averaged.module))
+        return targets
 
     def verify(self, runner) -> Dict[str, int]:
         """Return ``{layer: groups violating 2:4}`` for the masked layers."""

@@ -1,0 +1,86 @@
+"""Sparse24Hook in a real Runner: 2:4 after training, in the EMA model, after
+resume; clear errors for bad input."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+import gpusq_mm  # noqa: F401
+from gpusq_mm.sparsity import count_violations
+from gpusq_mm.utils import load_checkpoint_file
+from tests.test_engine.toy import runner_cfg
+
+ELIGIBLE = ['fc1', 'fc2']
+
+
+def _train(work_dir, hooks, max_iters=4, **kw) -> Runner:
+    runner = Runner(**runner_cfg(work_dir, max_iters, hooks, **kw))
+    runner.train()
+    return runner
+
+
+def test_masks_enforced_saved_and_restored(tmp_path):
+    work = str(tmp_path)
+    hooks = [dict(type='Sparse24Hook', start_iter=1),
+             dict(type='EMAHook', momentum=0.5)]
+    runner = _train(work, hooks)
+    model = runner.model
+    for name in ELIGIBLE:
+        assert count_violations(getattr(model, name).weight) == 0
+    # layers that are not eligible keep their dense weights
+    assert count_violations(model.head.weight) > 0
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
+    assert sorted(ckpt['gpusq_sparse24']['masks']) == ELIGIBLE
+    assert ckpt['meta']['gpusq']['sparsity']['layers'] == ELIGIBLE
+    for name in ELIGIBLE:
+        assert count_violations(ckpt['state_dict'][f'{name}.weight']) == 0
+        # EMAHook swaps the averaged weights into `state_dict` (checked
+        # above) and the raw ones into `ema_state_dict`: both are 2:4
+        raw = ckpt['ema_state_dict'][f'module.{name}.weight']
+        assert count_violations(raw) == 0
+        assert not torch.equal(raw, ckpt['state_dict'][f'{name}.weight'])
+    masks = ckpt['gpusq_sparse24']['masks']
+
+    resumed = _train(work, [dict(type='Sparse24Hook', start_iter=1)],
+                     max_iters=6, resume=True,
+                     load_from=osp.join(work, 'iter_4.pth'))
+    hook = [h for h in resumed.hooks if type(h).__name__ == 'Sparse24Hook'][0]
+    for name in ELIGIBLE:
+        assert torch.equal(hook.masks[name], masks[name])
+    assert all(v == 0 for v in hook.verify(resumed).values())
+
+
+def test_mask_of_another_model_is_refused(tmp_path):
+    work = str(tmp_path)
+    _train(work, [dict(type='Sparse24Hook')])
+    path = osp.join(work, 'iter_4.pth')
+    ckpt = load_checkpoint_file(path)
+    ckpt['gpusq_sparse24']['masks']['fc2'] = torch.ones(8, 16,
+                                                        dtype=torch.bool)
+    bad = str(tmp_path / 'bad.pth')
+    torch.save(ckpt, bad)
+    with pytest.raises(ValueError, match="layer 'fc2'"):
+        _train(work, [dict(type='Sparse24Hook')], max_iters=6, resume=True,
+               load_from=bad)
+    assert load_checkpoint_file(path)['meta']['iter'] == 4  # untouched
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(method='sparsegpt'), 'unknown method'),
+    (dict(start_iter=-1), 'non-negative'),
+    (dict(start_iter=1, start_epoch=1), 'not both'),
+])
+def test_bad_arguments(kwargs, message):
+    from gpusq_mm import Sparse24Hook
+    with pytest.raises(ValueError, match=message):
+        Sparse24Hook(**kwargs)
+
+
+def test_start_past_schedule_and_unmatched_include(tmp_path):
+    with pytest.raises(ValueError, match='past the schedule'):
+        _train(str(tmp_path / 'a'), [dict(type='Sparse24Hook',
+                                          start_iter=10)])
+    with pytest.raises(ValueError, match='match no Linear'):
+        _train(str(tmp_path / 'b'), [dict(type='Sparse24Hook',
+                                          include=['backbone'])])
