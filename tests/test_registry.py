@@ -34,7 +34,7 @@ def test_hooks_build_in_mmdet_scope():
     with DefaultScope.overwrite_default_scope('mmdet'):
         hook = HOOKS.build(dict(type='Sparse24Hook', start_iter=3))
         qat = HOOKS.build(dict(type='gpusq_mm.QATHook', calib_batches=2))
-    assert isinstance(hook, Sparse24Hook) and hook.start_iter == 3
+    assert isinstance(hook, Sparse24Hook) and hook.start.start_iter == 3
     assert isinstance(qat, QATHook) and qat.calib_batches == 2
 
 

@@ -6,14 +6,13 @@ Same command line as ``mmdet/tools/test.py``::
         [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
+from gpusq_mm.utils.cli import add_common_args, load_config
 from gpusq_mm.utils.dist import prepare_cpu_distributed
 from gpusq_mm.engine.restore import load_gpusq_checkpoint
 
@@ -35,22 +34,8 @@ def parse_args() -> argparse.Namespace:
         help='directory where painted images will be saved. '
         'If specified, it will be automatically saved '
         'to the work_dir/timestamp/show_dir')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parser.parse_args()
 
 
 def enable_show_dir(cfg: Config, show_dir: str) -> None:
@@ -66,15 +51,7 @@ def enable_show_dir(cfg: Config, show_dir: str) -> None:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     prepare_cpu_distributed(cfg)
     cfg.load_from = None  # loaded below, GPUSQ structure first
     if args.show_dir:

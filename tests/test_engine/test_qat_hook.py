@@ -10,20 +10,14 @@ import gpusq_mm  # noqa: F401
 from gpusq_mm.quantization import QuantLinear, fake_quantize
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.utils import load_checkpoint_file
-from tests.test_engine.toy import runner_cfg
-
-
-def _train(work_dir, hooks, max_iters=4, **kw) -> Runner:
-    runner = Runner(**runner_cfg(work_dir, max_iters, hooks, **kw))
-    runner.train()
-    return runner
+from tests.test_engine.toy import runner_cfg, train_toy
 
 
 def test_qat_with_sparse24_and_resume(tmp_path):
     work = str(tmp_path)
     hooks = [dict(type='Sparse24Hook'),
              dict(type='QATHook', start_iter=2, calib_batches=2)]
-    runner = _train(work, hooks)
+    runner = train_toy(work, hooks)
     model = runner.model
     assert isinstance(model.fc1, QuantLinear)
     assert model.fc1.quant_state == 'quant'
@@ -40,7 +34,7 @@ def test_qat_with_sparse24_and_resume(tmp_path):
     amax = {k: v for k, v in ckpt['state_dict'].items() if 'amax' in k}
     assert len(amax) == 6 and all(float(v.min()) > 0 for v in amax.values())
 
-    resumed = _train(work, hooks, max_iters=6, resume=True,
+    resumed = train_toy(work, hooks, max_iters=6, resume=True,
                      load_from=osp.join(work, 'iter_4.pth'))
     state = resumed.model.state_dict()
     for key, value in amax.items():

@@ -4,27 +4,20 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.utils import load_checkpoint_file
-from tests.test_engine.toy import runner_cfg
+from tests.test_engine.toy import train_toy
 
 ELIGIBLE = ['fc1', 'fc2']
-
-
-def _train(work_dir, hooks, max_iters=4, **kw) -> Runner:
-    runner = Runner(**runner_cfg(work_dir, max_iters, hooks, **kw))
-    runner.train()
-    return runner
 
 
 def test_masks_enforced_saved_and_restored(tmp_path):
     work = str(tmp_path)
     hooks = [dict(type='Sparse24Hook', start_iter=1),
              dict(type='EMAHook', momentum=0.5)]
-    runner = _train(work, hooks)
+    runner = train_toy(work, hooks)
     model = runner.model
     for name in ELIGIBLE:
         assert count_violations(getattr(model, name).weight) == 0
@@ -42,7 +35,7 @@ def test_masks_enforced_saved_and_restored(tmp_path):
         assert not torch.equal(raw, ckpt['state_dict'][f'{name}.weight'])
     masks = ckpt['gpusq_sparse24']['masks']
 
-    resumed = _train(work, [dict(type='Sparse24Hook', start_iter=1)],
+    resumed = train_toy(work, [dict(type='Sparse24Hook', start_iter=1)],
                      max_iters=6, resume=True,
                      load_from=osp.join(work, 'iter_4.pth'))
     hook = [h for h in resumed.hooks if type(h).__name__ == 'Sparse24Hook'][0]
@@ -53,7 +46,7 @@ def test_masks_enforced_saved_and_restored(tmp_path):
 
 def test_mask_of_another_model_is_refused(tmp_path):
     work = str(tmp_path)
-    _train(work, [dict(type='Sparse24Hook')])
+    train_toy(work, [dict(type='Sparse24Hook')])
     path = osp.join(work, 'iter_4.pth')
     ckpt = load_checkpoint_file(path)
     ckpt['gpusq_sparse24']['masks']['fc2'] = torch.ones(8, 16,
@@ -61,7 +54,7 @@ def test_mask_of_another_model_is_refused(tmp_path):
     bad = str(tmp_path / 'bad.pth')
     torch.save(ckpt, bad)
     with pytest.raises(ValueError, match="layer 'fc2'"):
-        _train(work, [dict(type='Sparse24Hook')], max_iters=6, resume=True,
+        train_toy(work, [dict(type='Sparse24Hook')], max_iters=6, resume=True,
                load_from=bad)
     assert load_checkpoint_file(path)['meta']['iter'] == 4  # untouched
 
@@ -79,8 +72,8 @@ def test_bad_arguments(kwargs, message):
 
 def test_start_past_schedule_and_unmatched_include(tmp_path):
     with pytest.raises(ValueError, match='past the schedule'):
-        _train(str(tmp_path / 'a'), [dict(type='Sparse24Hook',
+        train_toy(str(tmp_path / 'a'), [dict(type='Sparse24Hook',
                                           start_iter=10)])
     with pytest.raises(ValueError, match='match no Linear'):
-        _train(str(tmp_path / 'b'), [dict(type='Sparse24Hook',
+        train_toy(str(tmp_path / 'b'), [dict(type='Sparse24Hook',
                                           include=['backbone'])])

@@ -54,3 +54,11 @@ def runner_cfg(work_dir: str, max_iters: int = 4, hooks=None, **kw) -> dict:
                                            by_epoch=False, interval=2)),
         randomness=dict(seed=0),
         **kw)
+
+
+def train_toy(work_dir: str, hooks, max_iters: int = 4, **kw):
+    """Build a Runner around :class:`ToyNet`, train it and return it."""
+    from mmengine.runner import Runner
+    runner = Runner(**runner_cfg(work_dir, max_iters, hooks, **kw))
+    runner.train()
+    return runner

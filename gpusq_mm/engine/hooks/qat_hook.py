@@ -14,7 +14,10 @@ from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    insert_quantizers, quant_layers,
                                    select_quant_layers)
 from gpusq_mm.registry import register_hook
+
 from gpusq_mm.utils import get_student, update_gpusq_meta
+
+from .phase_start import PhaseStart
 
 
 
@@ -75,14 +78,10 @@ class QATHook(Hook):
         if weight_bits not in (4, 8):
             raise ValueError(f'QATHook: weight_bits must be 8 or 4, got '
                              f'{weight_bits!r}')
-        if start_iter is not None and start_epoch is not None:
-            raise ValueError('QATHook: give start_iter or start_epoch, not '
-                             'both')
         if not isinstance(calib_batches, int) or calib_batches < 1:
             raise ValueError(f'QATHook: calib_batches must be a positive '
                              f'int, got {calib_batches!r}')
-        self.start_iter = start_iter
-        self.start_epoch = start_epoch
+        self.start = PhaseStart('QATHook', start_iter, start_epoch)
         self.calib_batches = calib_batches
         self.calibrator = calibrator
         self.weight_bits = weight_bits
@@ -93,15 +92,15 @@ class QATHook(Hook):
 
     # ----------------------------------------------------------- stages
     def before_train(self, runner) -> None:
-        self._check_start(runner)
+        self.start.check_within(runner)
         if self.started:  # restored by after_load_checkpoint
             enable_quant(get_student(runner.model))
-        elif self._due(runner):
+        elif self.start.due(runner):
             self._start(runner)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        if not self.started and self._due(runner):
+        if not self.started and self.start.due(runner):
             self._start(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -122,22 +121,6 @@ class QATHook(Hook):
             self.started = True
 
     # ----------------------------------------------------------- helpers
-    def _due(self, runner) -> bool:
-        if self.start_epoch is not None:
-            return runner.epoch >= self.start_epoch
-        return runner.iter >= (self.start_iter or 0)
-
-    def _check_start(self, runner) -> None:
-        if self.start_epoch is not None and \
-                self.start_epoch >= runner.max_epochs:
-            raise ValueError(f'QATHook: start_epoch={self.start_epoch} is '
-                             f'past the schedule (max_epochs='
-                             f'{runner.max_epochs})')
-        if self.start_iter is not None and \
-                self.start_iter >= runner.max_iters:
-            raise ValueError(f'QATHook: start_iter={self.start_iter} is past '
-                             f'the schedule (max_iters={runner.max_iters})')
-
     def _start(self, runner) -> None:
         student = get_student(runner.model)
         decisions = select_quant_layers(student, self.include, self.exclude,

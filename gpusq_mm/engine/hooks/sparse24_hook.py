@@ -7,10 +7,13 @@ from mmengine.logging import print_log
 from torch import nn
 
 from gpusq_mm.registry import register_hook
+
 from gpusq_mm.sparsity import (LayerDecision, count_violations,
                                eligible_modules, find_layers, kept_magnitude,
                                magnitude_mask)
 from gpusq_mm.utils import get_student, update_gpusq_meta
+
+from .phase_start import PhaseStart
 
 CKPT_KEY = 'gpusq_sparse24'
 METHODS = ('magnitude', )
@@ -64,21 +67,13 @@ class Sparse24Hook(Hook):
         if method not in METHODS:
             raise ValueError(f'Sparse24Hook: unknown method {method!r}; '
                              f'choose one of {METHODS}')
-        if start_iter is not None and start_epoch is not None:
-            raise ValueError('Sparse24Hook: give start_iter or start_epoch, '
-                             'not both')
-        for name, value in (('start_iter', start_iter),
-                            ('start_epoch', start_epoch),
-                            ('recompute_interval', recompute_interval)):
-            if value is not None and (not isinstance(value, int) or value < 0
-                                      or (name == 'recompute_interval'
-                                          and value == 0)):
-                raise ValueError(f'Sparse24Hook: {name} must be a '
-                                 f'non-negative int (positive for '
-                                 f'recompute_interval), got {value!r}')
+        if recompute_interval is not None and (
+                not isinstance(recompute_interval, int)
+                or recompute_interval < 1):
+            raise ValueError(f'Sparse24Hook: recompute_interval must be a '
+                             f'positive int, got {recompute_interval!r}')
+        self.start = PhaseStart('Sparse24Hook', start_iter, start_epoch)
         self.method = method
-        self.start_iter = start_iter
-        self.start_epoch = start_epoch
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
         self.min_channels = min_channels
@@ -88,19 +83,19 @@ class Sparse24Hook(Hook):
 
     # ----------------------------------------------------------- stages
     def before_train(self, runner) -> None:
-        self._check_start(runner)
+        self.start.check_within(runner)
         student = get_student(runner.model)
         self.decisions = find_layers(student, self.include, self.exclude,
                                      self.min_channels)
         self._log_table(runner)
         if self.masks:  # restored by after_load_checkpoint
             self._apply(runner)
-        elif self._due(runner):
+        elif self.start.due(runner):
             self._compute(runner, student)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        if not self.masks and self._due(runner):
+        if not self.masks and self.start.due(runner):
             self._compute(runner, get_student(runner.model))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
@@ -145,24 +140,6 @@ class Sparse24Hook(Hook):
         self.masks = {k: v.to(torch.bool) for k, v in state['masks'].items()}
 
     # ----------------------------------------------------------- helpers
-    def _due(self, runner) -> bool:
-        if self.start_epoch is not None:
-            return runner.epoch >= self.start_epoch
-        return runner.iter >= (self.start_iter or 0)
-
-    def _check_start(self, runner) -> None:
-        if self.start_epoch is not None and \
-                self.start_epoch >= runner.max_epochs:
-            raise ValueError(f'Sparse24Hook: start_epoch={self.start_epoch} '
-                             f'is past the schedule (max_epochs='
-                             f'{runner.max_epochs})')
-        if self.start_iter is not None and \
-                self.start_iter >= runner.max_iters:
-            raise ValueError(f'Sparse24Hook: start_iter={self.start_iter} '
-                             f'is past the schedule (max_iters='
-                             f'{runner.max_iters})')
-
-    @torch.no_grad()
     def _compute(self, runner, student: nn.Module) -> None:
         modules = eligible_modules(student, self.decisions)
         self.masks = {
