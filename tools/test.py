@@ -13,7 +13,8 @@ from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
 from gpusq_mm.utils.cli import add_common_args, load_config
-from gpusq_mm.utils.dist import prepare_cpu_distributed
+from gpusq_mm.utils.dist import (prepare_cpu_distributed,
+                                 shutdown_distributed)
 from gpusq_mm.engine.restore import load_gpusq_checkpoint
 
 
@@ -67,6 +68,7 @@ def main() -> None:
         else RUNNERS.build(cfg)
     load_gpusq_checkpoint(runner, args.checkpoint)
     runner.test()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
 from gpusq_mm.utils.cli import add_common_args, load_config
-from gpusq_mm.utils.dist import prepare_cpu_distributed
+from gpusq_mm.utils.dist import (prepare_cpu_distributed,
+                                 shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,6 +95,7 @@ def main() -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -39,3 +39,15 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
     wrapper['device_ids'] = None  # CPU modules take no device ids
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def shutdown_distributed() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    Without it, gloo's background threads may still be alive while the
+    process exits, which aborts it ("terminate called without an active
+    exception") after a successful run.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
