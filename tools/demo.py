@@ -101,7 +101,7 @@ def summarize(ckpt_path: str, dense_top1: float, gpusq_top1: float) -> dict:
     gpusq = ckpt['meta']['gpusq']
     sd = ckpt['state_dict']
     sparse = gpusq['sparsity']['layers']
-    violations = sum(count_violations(sd[f'architecture.{n}.weight'])
+    violations = sum(count_violations(sd[f'architecture.{n}'])
                      for n in sparse)
     return dict(dense_top1=dense_top1, gpusq_top1=gpusq_top1,
                 phase=gpusq['phase'], sparse_layers=len(sparse),

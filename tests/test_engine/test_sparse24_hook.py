@@ -10,7 +10,7 @@ from gpusq_mm.sparsity import count_violations
 from gpusq_mm.utils import load_checkpoint_file
 from tests.test_engine.toy import train_toy
 
-ELIGIBLE = ['fc1', 'fc2']
+ELIGIBLE = ['fc1.weight', 'fc2.weight']
 
 
 def test_masks_enforced_saved_and_restored(tmp_path):
@@ -20,19 +20,19 @@ def test_masks_enforced_saved_and_restored(tmp_path):
     runner = train_toy(work, hooks)
     model = runner.model
     for name in ELIGIBLE:
-        assert count_violations(getattr(model, name).weight) == 0
+        assert count_violations(model.get_parameter(name)) == 0
     # layers that are not eligible keep their dense weights
     assert count_violations(model.head.weight) > 0
     ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
     assert sorted(ckpt['gpusq_sparse24']['masks']) == ELIGIBLE
     assert ckpt['meta']['gpusq']['sparsity']['layers'] == ELIGIBLE
     for name in ELIGIBLE:
-        assert count_violations(ckpt['state_dict'][f'{name}.weight']) == 0
+        assert count_violations(ckpt['state_dict'][name]) == 0
         # EMAHook swaps the averaged weights into `state_dict` (checked
         # above) and the raw ones into `ema_state_dict`: both are 2:4
-        raw = ckpt['ema_state_dict'][f'module.{name}.weight']
+        raw = ckpt['ema_state_dict'][f'module.{name}']
         assert count_violations(raw) == 0
-        assert not torch.equal(raw, ckpt['state_dict'][f'{name}.weight'])
+        assert not torch.equal(raw, ckpt['state_dict'][name])
     masks = ckpt['gpusq_sparse24']['masks']
 
     resumed = train_toy(work, [dict(type='Sparse24Hook', start_iter=1)],
@@ -49,11 +49,11 @@ def test_mask_of_another_model_is_refused(tmp_path):
     train_toy(work, [dict(type='Sparse24Hook')])
     path = osp.join(work, 'iter_4.pth')
     ckpt = load_checkpoint_file(path)
-    ckpt['gpusq_sparse24']['masks']['fc2'] = torch.ones(8, 16,
+    ckpt['gpusq_sparse24']['masks']['fc2.weight'] = torch.ones(8, 16,
                                                         dtype=torch.bool)
     bad = str(tmp_path / 'bad.pth')
     torch.save(ckpt, bad)
-    with pytest.raises(ValueError, match="layer 'fc2'"):
+    with pytest.raises(ValueError, match="'fc2.weight'"):
         train_toy(work, [dict(type='Sparse24Hook')], max_iters=6, resume=True,
                load_from=bad)
     assert load_checkpoint_file(path)['meta']['iter'] == 4  # untouched

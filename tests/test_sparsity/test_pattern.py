@@ -47,7 +47,8 @@ def test_eligibility_reasons():
     model.add_module('odd', nn.Linear(72, 64))
     model.add_module('dw', nn.Conv2d(64, 64, 3, groups=64))
     model.add_module('head', nn.Linear(128, 10))
-    decisions = {d.name: d for d in find_layers(model, min_channels=32)}
+    decisions = {d.name[:-len('.weight')]: d
+                 for d in find_layers(model, min_channels=32)}
     assert decisions['fc'].eligible
     assert not decisions['patch_embed'].eligible
     assert 'too small' in decisions['tiny'].reason
@@ -55,7 +56,9 @@ def test_eligibility_reasons():
     assert 'depthwise' in decisions['dw'].reason
     assert 'too small' in decisions['head'].reason
     decisions = find_layers(model, exclude=['fc'])
-    assert [d.reason for d in decisions if d.name == 'fc'] == [
+    assert [d.reason for d in decisions if d.name == 'fc.weight'] == [
         'matched by exclude']
-    with pytest.raises(ValueError, match='match no Linear or Conv2d'):
+    with pytest.raises(ValueError, match='match no Linear/Conv2d'):
         find_layers(model, include=['backbone\\.'])
+    with pytest.raises(ValueError, match='not 2:4 eligible.*in=16'):
+        find_layers(model, include=['tiny'])

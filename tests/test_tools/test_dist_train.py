@@ -39,5 +39,5 @@ def test_dist_train_two_processes_cpu(data_cwd, tmp_path):
     # 8 images, 2 ranks x batch 4: one iteration per epoch
     assert ckpt['meta']['iter'] == 2
     for name in ckpt['meta']['gpusq']['sparsity']['layers']:
-        weight = ckpt['state_dict'][f'architecture.{name}.weight']
+        weight = ckpt['state_dict'][f'architecture.{name}']
         assert count_violations(weight) == 0, name

@@ -2,55 +2,63 @@
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import broadcast, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
 from gpusq_mm.registry import register_hook
-
-from gpusq_mm.sparsity import (LayerDecision, count_violations,
-                               eligible_modules, find_layers, kept_magnitude,
-                               magnitude_mask)
+from gpusq_mm.sparsity import LayerDecision, find_layers
+from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
 from gpusq_mm.utils import get_student, update_gpusq_meta
 
 from .phase_start import PhaseStart
 
 CKPT_KEY = 'gpusq_sparse24'
-METHODS = ('magnitude', )
 
 
 @register_hook
 class Sparse24Hook(Hook):
     """Apply 2:4 fine-grained structured sparsity during training.
 
-    Masks are computed on every eligible Linear/Conv2d of the student (see
+    Masks are computed on every eligible weight of the student (Linear,
+    Conv2d and attention input projections; see
     :func:`gpusq_mm.sparsity.find_layers`) when the schedule reaches
-    ``start_iter``/``start_epoch``, re-applied after every training
-    iteration, stored in checkpoints and restored before the weights load on
-    ``--resume``.
+    ``start_iter``/``start_epoch``, enforced after every training iteration
+    (also in ``EMAHook``'s averaged copy), broadcast from rank 0 so every DDP
+    rank holds the same masks, stored in checkpoints and restored before the
+    weights load on ``--resume``. Inside ``MixedKDDistiller`` only the
+    student is pruned.
 
     Note:
         The priority is ``'ABOVE_NORMAL'`` so that masks are re-applied in
         ``after_train_iter`` before ``EMAHook`` (``'NORMAL'``) averages.
 
     Args:
-        method (str): Mask method. Defaults to 'magnitude'.
+        method (str): 'magnitude', 'permutation' (feed-forward input
+            channels reordered first, function unchanged), 'srste' or
+            'gradual'. See :class:`gpusq_mm.sparsity.sparsifier.Sparsifier`.
+            Defaults to 'magnitude'.
         start_iter (int, optional): Iteration at which masks are computed.
             Defaults to None (start of training unless ``start_epoch``).
         start_epoch (int, optional): Epoch at which masks are computed
             (epoch-based loops). Defaults to None.
-        include (Sequence[str], optional): Regexes of module names to prune;
-            None prunes every eligible layer. Defaults to None.
-        exclude (Sequence[str], optional): Regexes of module names to keep
-            dense. Defaults to None.
+        include (Sequence[str], optional): Regexes of parameter paths to
+            prune; None prunes every eligible weight. Defaults to None.
+        exclude (Sequence[str], optional): Regexes of parameter paths to
+            keep dense. Defaults to None.
         min_channels (int): Smallest channel count worth pruning.
             Defaults to 32.
-        recompute_interval (int, optional): Recompute masks from the current
-            weights every this many iterations; None freezes them.
-            Defaults to None.
+        recompute_interval (int, optional): Iterations between mask
+            recomputations; method-dependent default (see ``Sparsifier``).
+        ramp_iters (int): Ramp length of 'gradual'. Defaults to 1000.
+        srste_decay (float): SR-STE's λ. Defaults to 2e-4.
+        permutation_iters (int): Search rounds per block. Defaults to 100.
+        log_table (bool): Log the table of pruned and skipped weights with
+            reasons. Defaults to True.
 
     Examples:
-        >>> custom_hooks = [dict(type='Sparse24Hook', start_iter=0,
+        >>> custom_hooks = [dict(type='Sparse24Hook', method='permutation',
         ...                      exclude=[r'patch_embed'])]
     """
 
@@ -63,23 +71,35 @@ class Sparse24Hook(Hook):
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
                  min_channels: int = 32,
-                 recompute_interval: Optional[int] = None) -> None:
+                 recompute_interval: Optional[int] = None,
+                 ramp_iters: int = 1000,
+                 srste_decay: float = 2e-4,
+                 permutation_iters: int = 100,
+                 log_table: bool = True) -> None:
         if method not in METHODS:
             raise ValueError(f'Sparse24Hook: unknown method {method!r}; '
                              f'choose one of {METHODS}')
-        if recompute_interval is not None and (
-                not isinstance(recompute_interval, int)
-                or recompute_interval < 1):
-            raise ValueError(f'Sparse24Hook: recompute_interval must be a '
-                             f'positive int, got {recompute_interval!r}')
+        for name, value in (('recompute_interval', recompute_interval),
+                            ('ramp_iters', ramp_iters)):
+            if value is not None and (not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f'Sparse24Hook: {name} must be a positive '
+                                 f'int, got {value!r}')
         self.start = PhaseStart('Sparse24Hook', start_iter, start_epoch)
-        self.method = method
+        self.sparsifier = Sparsifier(method, recompute_interval, ramp_iters,
+                                     srste_decay, permutation_iters)
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
         self.min_channels = min_channels
-        self.recompute_interval = recompute_interval
-        self.masks: Dict[str, torch.Tensor] = {}
+        self.log_table = log_table
+        self.started_at: Optional[int] = None
         self.decisions: List[LayerDecision] = []
+        self._dense: Dict[str, torch.Tensor] = {}
+
+    @property
+    def masks(self) -> Dict[str, torch.Tensor]:
+        """``{parameter path: bool mask}`` of the student."""
+        return self.sparsifier.masks
 
     # ----------------------------------------------------------- stages
     def before_train(self, runner) -> None:
@@ -87,87 +107,118 @@ class Sparse24Hook(Hook):
         student = get_student(runner.model)
         self.decisions = find_layers(student, self.include, self.exclude,
                                      self.min_channels)
-        self._log_table(runner)
-        if self.masks:  # restored by after_load_checkpoint
-            self._apply(runner)
+        if self.log_table:
+            self._log_table()
+        if self.started_at is not None:  # restored by after_load_checkpoint
+            self._restore_dense(student)
+            self._enforce(runner)
         elif self.start.due(runner):
-            self._compute(runner, student)
+            self._begin(runner)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        if not self.masks and self.start.due(runner):
-            self._compute(runner, get_student(runner.model))
+        if self.started_at is None and self.start.due(runner):
+            self._begin(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        if not self.masks:
+        if self.started_at is None:
             return
-        if (self.recompute_interval
-                and self.every_n_train_iters(runner, self.recompute_interval)):
-            self._compute(runner, get_student(runner.model))
-        else:
-            self._apply(runner)
+        step = runner.iter + 1 - self.started_at
+        if self.sparsifier.due(step):
+            self._compute(runner, step)
+        self._enforce(runner)
+
+    def after_train(self, runner) -> None:
+        if self.started_at is not None:
+            self.sparsifier.detach_srste()
+            self.sparsifier.harden(self._targets(runner))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not self.masks:
+        if self.started_at is None:
             return
-        # runs before EMAHook swaps the averaged weights into the state dict
-        self._apply(runner)
-        checkpoint[CKPT_KEY] = dict(
-            method=self.method,
-            masks={k: v.cpu() for k, v in self.masks.items()})
+        self._enforce(runner)  # before EMAHook swaps averaged weights in
+        state = self.sparsifier.state_dict()
+        state['started_at'] = self.started_at
+        student = get_student(runner.model)
+        if self.sparsifier.method == 'srste':
+            # the checkpoint's weights are the sparse ones; the dense ones
+            # SR-STE keeps training are stored beside them for resuming
+            prefix = _prefix_of(runner.model, student)
+            params = dict(student.named_parameters())
+            state['dense'] = {n: params[n].detach().cpu()
+                              for n in self.masks}
+            for name, value in self.sparsifier.sparse_weights(
+                    student).items():
+                checkpoint['state_dict'][prefix + name] = value.cpu()
+        checkpoint[CKPT_KEY] = state
         update_gpusq_meta(
             checkpoint, 'sparsity',
-            dict(pattern='2:4', method=self.method,
+            dict(pattern='2:4', method=self.sparsifier.method,
+                 complete=self.sparsifier.method != 'gradual'
+                 or self.sparsifier.frozen,
                  layers=sorted(self.masks)), phase='S')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(CKPT_KEY)
         if state is None:
             return
-        student = get_student(runner.model)
-        modules = dict(student.named_modules())
-        for name, mask in state['masks'].items():
-            module = modules.get(name)
-            if module is None or tuple(module.weight.shape) != tuple(
-                    mask.shape):
-                got = None if module is None else tuple(module.weight.shape)
-                raise ValueError(
-                    f'Sparse24Hook: the checkpoint holds a 2:4 mask for '
-                    f'layer {name!r} of shape {tuple(mask.shape)} but the '
-                    f'model has {got}; the checkpoint belongs to another '
-                    'model (check the config and the checkpoint path)')
-        self.masks = {k: v.to(torch.bool) for k, v in state['masks'].items()}
+        try:
+            self.sparsifier.load_state_dict(state, get_student(runner.model))
+        except ValueError as e:
+            raise ValueError(f'Sparse24Hook: {e}') from None
+        self.started_at = int(state['started_at'])
+        self._dense = dict(state.get('dense', {}))
 
     # ----------------------------------------------------------- helpers
-    def _compute(self, runner, student: nn.Module) -> None:
-        modules = eligible_modules(student, self.decisions)
-        self.masks = {
-            name: magnitude_mask(m.weight).to(m.weight.device)
-            for name, m in modules.items()
-        }
-        kept = [kept_magnitude(m.weight, self.masks[n])
-                for n, m in modules.items()]
-        self._apply(runner)
-        kept_mean = sum(kept) / max(len(kept), 1)
+    def _begin(self, runner) -> None:
+        student = get_student(runner.model)
+        if self.sparsifier.method == 'permutation':
+            gains = self.sparsifier.permute(student, self.decisions)
+            print_log(f'Sparse24Hook: permuted {len(gains)} feed-forward '
+                      'blocks; kept magnitude +'
+                      f'{sum(gains.values()) / max(len(gains), 1):.4f} on '
+                      'average', logger='current')
+        self.started_at = runner.iter
+        self._compute(runner, 0)
+        if self.sparsifier.method == 'srste':
+            self.sparsifier.attach_srste(student)
+        self._enforce(runner)
+
+    def _compute(self, runner, step: int) -> None:
+        kept = self.sparsifier.compute(get_student(runner.model),
+                                       self.decisions, step)
+        if get_world_size() > 1:
+            for name, mask in self.masks.items():
+                as_int = mask.to(torch.uint8)
+                broadcast(as_int, src=0)
+                self.masks[name] = as_int.to(torch.bool)
+        kept_mean = sum(kept.values()) / max(len(kept), 1)
         runner.message_hub.update_scalar('train/sparse24_kept_magnitude',
                                          kept_mean)
-        print_log(f'Sparse24Hook: {len(self.masks)} layers pruned to 2:4 at '
-                  f'iter {runner.iter} ({self.method}); mean kept magnitude '
-                  f'{kept_mean:.4f}', logger='current')
+        print_log(f'Sparse24Hook: {len(self.masks)} weights masked 2:4 at '
+                  f'iter {runner.iter} ({self.sparsifier.method}, step '
+                  f'{step}); mean kept magnitude {kept_mean:.4f}',
+                  logger='current')
 
-    @torch.no_grad()
-    def _apply(self, runner) -> None:
-        """Zero the pruned weights of the student and of every averaged
-        copy (``EMAHook``) so that the averaged weights are 2:4 as well."""
-        for student in self._targets(runner):
-            modules = dict(student.named_modules())
-            for name, mask in self.masks.items():
-                weight = modules[name].weight
-                weight.mul_(mask.to(device=weight.device, dtype=weight.dtype))
+    def _enforce(self, runner) -> None:
+        targets = self._targets(runner)
+        self.sparsifier.apply(targets[:1])
+        self.sparsifier.harden(targets[1:])  # averaged copies
+
+    def _restore_dense(self, student: nn.Module) -> None:
+        if self._dense:
+            params = dict(student.named_parameters())
+            with torch.no_grad():
+                for name, value in self._dense.items():
+                    params[name].copy_(value)
+            self._dense = {}
+        if self.sparsifier.method == 'srste':
+            self.sparsifier.attach_srste(student)
 
     @staticmethod
     def _targets(runner) -> List[nn.Module]:
+        """The student and every averaged copy of it (``EMAHook``)."""
         targets = [get_student(runner.model)]
         for hook in runner.hooks:
             averaged = getattr(hook, 'ema_model', None)
@@ -176,16 +227,26 @@ class Sparse24Hook(Hook):
         return targets
 
     def verify(self, runner) -> Dict[str, int]:
-        """Return ``{layer: groups violating 2:4}`` for the masked layers."""
-        modules = dict(get_student(runner.model).named_modules())
-        return {n: count_violations(modules[n].weight) for n in self.masks}
+        """Return ``{weight: groups violating 2:4}`` for the masked weights."""
+        return self.sparsifier.verify(get_student(runner.model))
 
-    def _log_table(self, runner) -> None:
+    def _log_table(self) -> None:
         eligible = [d for d in self.decisions if d.eligible]
         lines = [f'Sparse24Hook: {len(eligible)} of {len(self.decisions)} '
-                 'Linear/Conv2d layers eligible for 2:4']
+                 'GEMM/conv weights eligible for 2:4']
         for d in self.decisions:
             status = 'prune' if d.eligible else f'skip: {d.reason}'
-            lines.append(f'  {d.name:<60} {d.kind:<7} '
+            lines.append(f'  {d.name:<64} {d.kind:<18} '
                          f'{str(d.shape):<22} {status}')
         print_log('\n'.join(lines), logger='current')
+
+
+def _prefix_of(model: nn.Module, student: nn.Module) -> str:
+    """State-dict prefix of ``student`` inside ``runner.model``."""
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    for name, module in model.named_modules():
+        if module is student:
+            return f'{name}.' if name else ''
+    raise RuntimeError('the student is not a submodule of the model')
