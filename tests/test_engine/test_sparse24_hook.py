@@ -77,3 +77,44 @@ def test_start_past_schedule_and_unmatched_include(tmp_path):
     with pytest.raises(ValueError, match='match no Linear'):
         train_toy(str(tmp_path / 'b'), [dict(type='Sparse24Hook',
                                           include=['backbone'])])
+
+
+def test_srste_checkpoints_sparse_weights_and_resumes_dense(tmp_path):
+    work = str(tmp_path)
+    hooks = [dict(type='Sparse24Hook', method='srste', recompute_interval=2,
+                  srste_decay=0.01)]
+    runner = train_toy(work, hooks)
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
+    state = ckpt['gpusq_sparse24']
+    for name in ELIGIBLE:
+        sparse = ckpt['state_dict'][name]
+        assert count_violations(sparse) == 0
+        assert torch.equal(sparse, state['dense'][name] * state['masks'][name])
+        assert count_violations(state['dense'][name]) > 0
+        # after training the model itself is hardened to 2:4
+        assert count_violations(runner.model.get_parameter(name)) == 0
+    resumed = train_toy(work, hooks, max_iters=6, resume=True,
+                        load_from=osp.join(work, 'iter_4.pth'))
+    final = load_checkpoint_file(osp.join(work, 'iter_6.pth'))
+    for name in ELIGIBLE:
+        assert count_violations(final['state_dict'][name]) == 0
+        # SR-STE kept training the dense weights restored from iter_4
+        assert not torch.equal(final['gpusq_sparse24']['dense'][name],
+                               state['dense'][name])
+    hook = next(h for h in resumed.hooks
+                if type(h).__name__ == 'Sparse24Hook')
+    assert all(v == 0 for v in hook.verify(resumed).values())
+
+
+def test_gradual_ramps_then_freezes(tmp_path):
+    work = str(tmp_path)
+    train_toy(work, [dict(type='Sparse24Hook', method='gradual',
+                          ramp_iters=4, recompute_interval=1)], max_iters=6)
+    mid = load_checkpoint_file(osp.join(work, 'iter_2.pth'))
+    end = load_checkpoint_file(osp.join(work, 'iter_6.pth'))
+    assert not mid['meta']['gpusq']['sparsity']['complete']
+    assert any(count_violations(mid['state_dict'][n]) for n in ELIGIBLE)
+    assert end['meta']['gpusq']['sparsity']['complete']
+    assert end['gpusq_sparse24']['frozen']
+    for name in ELIGIBLE:
+        assert count_violations(end['state_dict'][name]) == 0
