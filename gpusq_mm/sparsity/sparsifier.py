@@ -92,23 +92,27 @@ class Sparsifier:
         return step % self.recompute_interval == 0
 
     @torch.no_grad()
-    def permute(self, model: nn.Module,
+    def permute(self, models: List[nn.Module],
                 decisions: List[LayerDecision]) -> Dict[str, float]:
         """Permute feed-forward blocks whose consumer weight is eligible.
+
+        The order is searched on ``models[0]`` and applied to every model
+        (e.g. averaged copies of it), so they stay comparable.
 
         Returns:
             dict: ``{consumer: kept magnitude gain}`` (after - before).
         """
         eligible = {d.name for d in decisions if d.eligible}
-        params = dict(model.named_parameters())
+        params = dict(models[0].named_parameters())
         gains = {}
-        for seed, pair in enumerate(find_ffn_pairs(model)):
+        for seed, pair in enumerate(find_ffn_pairs(models[0])):
             if pair.consumer not in eligible:
                 continue
             weight = params[pair.consumer]
             before = kept_magnitude(weight, magnitude_mask(weight))
             perm = search_permutation(weight, self.permutation_iters, seed)
-            apply_permutation(model, pair, perm)
+            for model in models:
+                apply_permutation(model, pair, perm)
             gains[pair.consumer] = kept_magnitude(
                 weight, magnitude_mask(weight)) - before
         return gains

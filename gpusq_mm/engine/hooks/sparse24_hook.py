@@ -174,7 +174,9 @@ class Sparse24Hook(Hook):
     def _begin(self, runner) -> None:
         student = get_student(runner.model)
         if self.sparsifier.method == 'permutation':
-            gains = self.sparsifier.permute(student, self.decisions)
+            # averaged copies (EMAHook) are permuted alike
+            gains = self.sparsifier.permute(self._targets(runner),
+                                            self.decisions)
             print_log(f'Sparse24Hook: permuted {len(gains)} feed-forward '
                       'blocks; kept magnitude +'
                       f'{sum(gains.values()) / max(len(gains), 1):.4f} on '

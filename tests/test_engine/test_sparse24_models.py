@@ -1,0 +1,83 @@
+"""Sparse24Hook on real OpenMMLab transformers (tiny sizes): every eligible
+weight is 2:4 after training, in the EMA model and after ``--resume``."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import gpusq_mm  # noqa: F401
+from gpusq_mm.sparsity import count_violations
+from gpusq_mm.utils import load_checkpoint_file
+from tests.utils import DEMO_CONFIGS
+
+# config, method, weights that must be among the pruned ones
+CASES = {
+    'mask_rcnn_swin': ('mask_rcnn_swin_tiny_dense.py', 'permutation',
+                       ['backbone.stages.2.blocks.1.ffn.layers.1.weight',
+                        'roi_head.mask_head.convs.0.conv.weight']),
+    'segformer': ('segformer_tiny_dense.py', 'permutation',
+                  ['backbone.layers.1.1.0.attn.attn.in_proj_weight',
+                   'backbone.layers.1.1.0.ffn.layers.4.weight']),
+    'deit': ('deit_tiny_dense.py', 'magnitude',
+             ['backbone.layers.1.ffn.layers.0.0.weight',
+              'backbone.layers.1.attn.qkv.weight']),
+}
+
+
+def _schedule(cfg: Config, units: int) -> None:
+    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
+        cfg.train_cfg.max_iters = 2 * units
+        cfg.default_hooks.checkpoint.interval = 2
+    else:
+        cfg.train_cfg.max_epochs = units
+        cfg.default_hooks.checkpoint.interval = 1
+    cfg.train_cfg.val_interval = 1000
+
+
+def _run(config, method, work, units, resume_from=None) -> Runner:
+    cfg = Config.fromfile(osp.join(DEMO_CONFIGS, config))
+    cfg.work_dir = work
+    cfg.custom_hooks = [
+        dict(type='Sparse24Hook', method=method, permutation_iters=10,
+             start_iter=1),  # after EMAHook's first update
+        dict(type='EMAHook', momentum=0.1, priority='NORMAL')
+    ]
+    _schedule(cfg, units)
+    if resume_from:
+        cfg.resume, cfg.load_from = True, resume_from
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', list(CASES))
+def test_sparse24_on_model(case, data_cwd, tmp_path, monkeypatch):
+    monkeypatch.chdir(data_cwd)
+    config, method, expected = CASES[case]
+    work = str(tmp_path / 'work')
+    _run(config, method, work, units=2)
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    ckpt = load_checkpoint_file(last)
+    layers = ckpt['meta']['gpusq']['sparsity']['layers']
+    assert set(expected) <= set(layers)
+    for name in layers:
+        assert count_violations(ckpt['state_dict'][name]) == 0, name
+        # EMAHook swapped: ema_state_dict holds the raw weights, both 2:4
+        raw = ckpt['ema_state_dict'][f'module.{name}']
+        assert count_violations(raw) == 0, name
+        # the averaged copy was permuted alike: after a few small steps it
+        # is close to the raw weights (not a channel-shuffled average)
+        ema = ckpt['state_dict'][name]
+        assert (ema - raw).norm() <= 0.05 * raw.norm(), name
+    masks = ckpt['gpusq_sparse24']['masks']
+
+    runner = _run(config, method, work, units=3, resume_from=last)
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'Sparse24Hook')
+    assert hook.masks.keys() == masks.keys()
+    for name, mask in masks.items():
+        assert torch.equal(hook.masks[name].cpu(), mask), name
+    assert all(v == 0 for v in hook.verify(runner).values())
