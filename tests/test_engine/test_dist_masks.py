@@ -1,0 +1,27 @@
+"""2-process DDP (gloo, CPU): both ranks hold rank 0's masks."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.test_tools.test_dist_train import _free_port
+from tests.utils import REPO
+
+
+@pytest.mark.slow
+def test_masks_identical_on_both_ranks(tmp_path):
+    worker = osp.join(REPO, 'tests', 'test_engine', 'dist_masks_worker.py')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         f'--master_port={_free_port()}', worker, str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    masks = [torch.load(str(tmp_path / f'masks_rank{r}.pth'))
+             for r in (0, 1)]
+    assert masks[0].keys() == masks[1].keys() == {'fc1.weight', 'fc2.weight'}
+    for name in masks[0]:
+        assert torch.equal(masks[0][name], masks[1][name]), name
