@@ -118,3 +118,13 @@ def test_gradual_ramps_then_freezes(tmp_path):
     assert end['gpusq_sparse24']['frozen']
     for name in ELIGIBLE:
         assert count_violations(end['state_dict'][name]) == 0
+
+
+def test_gradient_accumulation(tmp_path):
+    runner = train_toy(
+        str(tmp_path), [dict(type='Sparse24Hook', start_iter=1)],
+        max_iters=5,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
+                           accumulative_counts=2))
+    for name in ELIGIBLE:
+        assert count_violations(runner.model.get_parameter(name)) == 0

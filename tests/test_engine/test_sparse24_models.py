@@ -23,7 +23,20 @@ CASES = {
     'deit': ('deit_tiny_dense.py', 'magnitude',
              ['backbone.layers.1.ffn.layers.0.0.weight',
               'backbone.layers.1.attn.qkv.weight']),
+    'dino': ('dino_swin_tiny_dense.py', 'permutation',
+             ['decoder.layers.1.self_attn.attn.in_proj_weight',
+              'encoder.layers.0.self_attn.value_proj.weight',
+              'decoder.layers.1.ffn.layers.1.weight']),
+    'upernet_swin': ('upernet_swin_tiny_dense.py', 'gradual',
+                     ['backbone.stages.3.blocks.0.ffn.layers.1.weight',
+                      'decode_head.fpn_bottleneck.conv.weight']),
+    'swin_cls': ('swin_tiny_cls_dense.py', 'srste',
+                 ['backbone.stages.2.blocks.1.attn.w_msa.qkv.weight']),
 }
+
+
+# gradual: full 2:4 two iterations after the start (masks freeze then)
+METHOD_ARGS = dict(gradual=dict(ramp_iters=2, recompute_interval=1))
 
 
 def _schedule(cfg: Config, units: int) -> None:
@@ -41,7 +54,8 @@ def _run(config, method, work, units, resume_from=None) -> Runner:
     cfg.work_dir = work
     cfg.custom_hooks = [
         dict(type='Sparse24Hook', method=method, permutation_iters=10,
-             start_iter=1),  # after EMAHook's first update
+             start_iter=1,  # after EMAHook's first update
+             **METHOD_ARGS.get(method, {})),
         dict(type='EMAHook', momentum=0.1, priority='NORMAL')
     ]
     _schedule(cfg, units)
@@ -69,10 +83,11 @@ def test_sparse24_on_model(case, data_cwd, tmp_path, monkeypatch):
         # EMAHook swapped: ema_state_dict holds the raw weights, both 2:4
         raw = ckpt['ema_state_dict'][f'module.{name}']
         assert count_violations(raw) == 0, name
-        # the averaged copy was permuted alike: after a few small steps it
-        # is close to the raw weights (not a channel-shuffled average)
-        ema = ckpt['state_dict'][name]
-        assert (ema - raw).norm() <= 0.05 * raw.norm(), name
+        if method == 'permutation' and '.ffn.' in name:
+            # the averaged copy was permuted alike: after a few small steps
+            # it is close to the raw weights, not a channel-shuffled average
+            ema = ckpt['state_dict'][name]
+            assert (ema - raw).norm() <= 0.05 * raw.norm(), name
     masks = ckpt['gpusq_sparse24']['masks']
 
     runner = _run(config, method, work, units=3, resume_from=last)

@@ -38,9 +38,9 @@ class ToyData(Dataset):
 
 
 def runner_cfg(work_dir: str, max_iters: int = 4, hooks=None, **kw) -> dict:
-    """A complete Runner config around :class:`ToyNet`."""
+    """A complete Runner config around :class:`ToyNet`; ``kw`` overrides."""
     from mmengine.dataset import DefaultSampler, default_collate
-    return dict(
+    cfg = dict(
         model=ToyNet(),
         work_dir=work_dir,
         train_dataloader=dict(
@@ -52,8 +52,9 @@ def runner_cfg(work_dir: str, max_iters: int = 4, hooks=None, **kw) -> dict:
         custom_hooks=hooks or [],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
                                            by_epoch=False, interval=2)),
-        randomness=dict(seed=0),
-        **kw)
+        randomness=dict(seed=0))
+    cfg.update(kw)
+    return cfg
 
 
 def train_toy(work_dir: str, hooks, max_iters: int = 4, **kw):

@@ -196,8 +196,11 @@ class Sparse24Hook(Hook):
                 broadcast(as_int, src=0)
                 self.masks[name] = as_int.to(torch.bool)
         kept_mean = sum(kept.values()) / max(len(kept), 1)
-        runner.message_hub.update_scalar('train/sparse24_kept_magnitude',
-                                         kept_mean)
+        pruned = sum(int((~m).sum()) for m in self.masks.values())
+        total = sum(m.numel() for m in self.masks.values())
+        hub = runner.message_hub
+        hub.update_scalar('train/sparse24_kept_magnitude', kept_mean)
+        hub.update_scalar('train/sparse24_sparsity', pruned / max(total, 1))
         print_log(f'Sparse24Hook: {len(self.masks)} weights masked 2:4 at '
                   f'iter {runner.iter} ({self.sparsifier.method}, step '
                   f'{step}); mean kept magnitude {kept_mean:.4f}',
