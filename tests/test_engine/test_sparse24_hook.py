@@ -77,6 +77,9 @@ def test_start_past_schedule_and_unmatched_include(tmp_path):
     with pytest.raises(ValueError, match='match no Linear'):
         train_toy(str(tmp_path / 'b'), [dict(type='Sparse24Hook',
                                           include=['backbone'])])
+    with pytest.raises(ValueError, match="'head'.*not 2:4 eligible"):
+        train_toy(str(tmp_path / 'c'), [dict(type='Sparse24Hook',
+                                          include=['fc', 'head'])])
 
 
 def test_srste_checkpoints_sparse_weights_and_resumes_dense(tmp_path):

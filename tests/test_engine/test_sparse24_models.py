@@ -92,6 +92,9 @@ def test_sparse24_on_model(case, data_cwd, tmp_path, monkeypatch):
 
     runner = _run(config, method, work, units=3, resume_from=last)
     hook = next(h for h in runner.hooks if type(h).__name__ == 'Sparse24Hook')
+    skipped = [d for d in hook.decisions if not d.eligible]
+    assert skipped and all(d.reason for d in skipped)
+    assert {d.name for d in hook.decisions if d.eligible} == set(layers)
     assert hook.masks.keys() == masks.keys()
     for name, mask in masks.items():
         assert torch.equal(hook.masks[name].cpu(), mask), name
