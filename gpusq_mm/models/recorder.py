@@ -1,8 +1,20 @@
 """Record module outputs by dotted path with forward hooks (no torch.fx)."""
+import difflib
 from contextlib import contextmanager
 from typing import Dict, Iterator, Sequence
 
 from torch import nn
+
+
+def check_paths(model: nn.Module, paths: Sequence[str]) -> None:
+    """Raise a ``KeyError`` listing close matches for unknown module paths."""
+    names = [n for n, _ in model.named_modules() if n]
+    for path in paths:
+        if path not in names:
+            close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
+            raise KeyError(f'feature path {path!r} names no submodule of '
+                           f'{type(model).__name__}; close matches: '
+                           f'{close or names[:5]}')
 
 
 @contextmanager
@@ -22,12 +34,8 @@ def record_outputs(model: nn.Module,
     Raises:
         KeyError: A path names no submodule.
     """
+    check_paths(model, paths)
     modules = dict(model.named_modules())
-    missing = [p for p in paths if p not in modules]
-    if missing:
-        raise KeyError(f'feature path(s) {missing} name no submodule of '
-                       f'{type(model).__name__}; valid examples: '
-                       f'{[n for n in list(modules)[1:8]]}')
     records: Dict[str, object] = {}
     handles = []
     for path in paths:

@@ -39,14 +39,22 @@ def test_roles_and_loss_keys():
     assert model.architecture.training and not model.teacher.training
     data = _batch(model)
     losses = model(**data, mode='loss')
-    assert set(losses) == {'student.loss', 'distill.loss_feat_backbone'}
-    # feature term: gamma * MSE of the recorded backbone outputs
+    assert set(losses) == {'student.loss', 'distill.loss_feat_backbone',
+                           'distill.loss_logits_head_layers_head'}
+    # feature term: gamma * MSE of the recorded backbone outputs; logit
+    # term: beta * KL(teacher || student) of the class scores (tau = 1)
     with torch.no_grad():
-        s = model.architecture.extract_feat(data['inputs'])[0]
-        t = model.teacher.extract_feat(data['inputs'])[0]
-    expected = 5.0 * torch.nn.functional.mse_loss(s, t)
+        s = model.architecture.extract_feat(data['inputs'])
+        t = model.teacher.extract_feat(data['inputs'])
+        s_logits = model.architecture.head(s)
+        t_logits = model.teacher.head(t)
+    expected = 5.0 * torch.nn.functional.mse_loss(s[0], t[0])
     assert torch.allclose(losses['distill.loss_feat_backbone'], expected,
                           rtol=1e-5)
+    p_t = t_logits.softmax(1)
+    kl = (p_t * (p_t.log() - s_logits.log_softmax(1))).sum(1).mean()
+    assert torch.allclose(losses['distill.loss_logits_head_layers_head'],
+                          10.0 * kl, rtol=1e-4)
     losses['distill.loss_feat_backbone'].backward()
     assert model.architecture.backbone.layers[0].ffn.layers[1].weight.grad \
         is not None
@@ -78,7 +86,33 @@ def test_bad_inputs(tmp_path):
         _build(teacher_ckpt=str(tmp_path / 'missing.pth'))
     with pytest.raises(KeyError, match='feature_wieght'):
         _build(distill=dict(feature_wieght=1.0))
+    with pytest.raises(KeyError, match="'backbone.layer.0'.*close matches.*"
+                       "'backbone.layers.0'"):
+        _build(distill=dict(features=['backbone.layer.0']))
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(Exception, match='bad.pth'):
+        _build(teacher_ckpt=str(bad))
+
+
+def test_plain_task_checkpoint_initialises_student(tmp_path):
+    from mmengine.runner.checkpoint import load_checkpoint
     with pytest.warns(UserWarning):
-        model = _build(distill=dict(features=['backbone.nope']))
-    with pytest.raises(KeyError, match='backbone.nope'):
-        model(**_batch(model), mode='loss')
+        model = _build()
+    plain = {k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in model.architecture.state_dict().items()}
+    path = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=plain), path)
+    teacher_before = {k: v.clone()
+                      for k, v in model.teacher.state_dict().items()}
+    load_checkpoint(model, path, map_location='cpu')
+    for key, value in plain.items():
+        assert torch.equal(model.architecture.state_dict()[key], value), key
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key])
+    # the saved state holds the student only (teacher comes from its ckpt)
+    assert not any(k.startswith('teacher.') for k in model.state_dict())
+    other = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict={'roi_head.fc.weight': torch.zeros(2)}), other)
+    with pytest.raises(ValueError, match='matches no key of the student'):
+        load_checkpoint(model, other, map_location='cpu')

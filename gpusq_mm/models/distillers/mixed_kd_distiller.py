@@ -1,5 +1,6 @@
 """MixedKDDistiller: a dense frozen teacher distils into the student."""
 import copy
+from contextlib import ExitStack
 import os.path as osp
 import warnings
 from typing import Dict, List, Optional, Union
@@ -13,11 +14,17 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
 from torch import Tensor, nn
 
 from gpusq_mm.models.losses import feature_mse
-from gpusq_mm.models.recorder import record_outputs
+from gpusq_mm.models.recorder import check_paths, record_outputs
+
+from .logit_taps import LogitTaps
+from .pseudo_labels import pseudo_label
 from gpusq_mm.registry import register_model
 
-DEFAULT_DISTILL = dict(hard_weight=1.0, feature_weight=5.0,
-                       features=['backbone'])
+# the paper's weights: L = α·L_hard + β·L_soft + γ·L_feat, α=1, β=10, γ=5;
+# the temperature is not given in the paper (1 keeps KL on the raw scale)
+DEFAULT_DISTILL = dict(hard_weight=1.0, soft_weight=10.0, feature_weight=5.0,
+                       tau=1.0, features=['backbone'], logits=True,
+                       unsupervised=False, pseudo_score_thr=0.5)
 
 
 @register_model
@@ -42,9 +49,16 @@ class MixedKDDistiller(BaseModel):
             the student, which starts from the dense weights.
             Defaults to True.
         distill (dict, optional): ``hard_weight`` (α, weight of the
-            student's task losses), ``feature_weight`` (γ) and ``features``
-            (module paths recorded on both models, same architecture).
-            Defaults to ``DEFAULT_DISTILL``.
+            student's task losses), ``soft_weight`` (β, KL of the task's
+            classification logits at temperature ``tau``; see
+            :mod:`.logit_taps`; ``logits=False`` turns it off),
+            ``feature_weight`` (γ) with ``features`` (module paths recorded
+            on both models, same architecture), ``unsupervised`` (the
+            teacher's predictions replace all ground truth; detections
+            above ``pseudo_score_thr``). Defaults to ``DEFAULT_DISTILL``.
+        save_teacher (bool): Keep the teacher's weights in checkpoints.
+            Off by default: they come from ``teacher_ckpt``, and a
+            checkpoint then holds the student only. Defaults to False.
         data_preprocessor (dict, optional): Injected by the Runner from a
             config's top-level ``data_preprocessor``; given to the student,
             whose preprocessor the distiller uses. Defaults to None.
@@ -57,6 +71,7 @@ class MixedKDDistiller(BaseModel):
                  teacher_ckpt: Optional[str] = None,
                  init_student_from_teacher: bool = True,
                  distill: Optional[dict] = None,
+                 save_teacher: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -65,9 +80,16 @@ class MixedKDDistiller(BaseModel):
                                    data_preprocessor)
         self.data_preprocessor = self.architecture.data_preprocessor
         self.distill_cfg = self._parse_distill(distill)
+        for model in (self.architecture, self.teacher):
+            check_paths(model, self.distill_cfg['features'])
         self._load_teacher(teacher_ckpt, init_student_from_teacher)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        self.save_teacher = save_teacher
+        self.taps = LogitTaps(self.architecture)
+        self._register_state_dict_hook(_drop_teacher)
+        self._register_load_state_dict_pre_hook(_map_task_keys,
+                                                with_module=True)
 
     @property
     def student(self) -> nn.Module:
@@ -133,22 +155,43 @@ class MixedKDDistiller(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """Student task losses plus distillation losses."""
-        paths = self.distill_cfg['features']
-        with record_outputs(self.architecture, paths) as s_feats:
-            student_losses = self.architecture.loss(inputs, data_samples)
-        with torch.no_grad(), record_outputs(self.teacher, paths) as t_feats:
+        cfg = self.distill_cfg
+        use_logits = cfg['logits'] and self.taps.kind != 'none'
+        t_paths = list(cfg['features'])
+        if use_logits and self.taps.kind == 'two_stage':
+            t_paths = sorted(set(t_paths) | {'neck'})
+        if cfg['unsupervised']:
+            pseudo_label(self.taps.kind, self.teacher, inputs, data_samples,
+                         cfg['pseudo_score_thr'])
+        with torch.no_grad(), ExitStack() as stack:
+            t_feats = stack.enter_context(record_outputs(self.teacher,
+                                                         t_paths))
+            t_logits = stack.enter_context(
+                self.taps.record(self.teacher, roi=False)) if use_logits \
+                else {}
             self.teacher(inputs, data_samples, mode='tensor')
+        with ExitStack() as stack:
+            s_feats = stack.enter_context(
+                record_outputs(self.architecture, cfg['features']))
+            s_logits = stack.enter_context(
+                self.taps.record(self.architecture, roi=True)) if use_logits \
+                else {}
+            student_losses = self.architecture.loss(inputs, data_samples)
         losses = {}
-        alpha = self.distill_cfg['hard_weight']
         for key, value in student_losses.items():
             if 'loss' in key:
-                value = _scale(value, alpha)
+                value = _scale(value, cfg['hard_weight'])
             losses[f'student.{key}'] = value
-        gamma = self.distill_cfg['feature_weight']
-        for path in paths:
+        if use_logits:
+            kl = self.taps.losses(s_logits, t_logits, self.teacher,
+                                  t_feats.get('neck'), cfg['tau'])
+            for name, value in kl.items():
+                losses[f'distill.loss_logits_{name}'] = \
+                    cfg['soft_weight'] * value
+        for path in cfg['features']:
             name = path.replace('.', '_')
-            losses[f'distill.loss_feat_{name}'] = gamma * feature_mse(
-                s_feats[path], t_feats[path], path)
+            losses[f'distill.loss_feat_{name}'] = cfg['feature_weight'] * \
+                feature_mse(s_feats[path], t_feats[path], path)
         return losses
 
     def train(self, mode: bool = True) -> 'MixedKDDistiller':
@@ -164,3 +207,32 @@ def _scale(value: Union[Tensor, List[Tensor]], weight: float):
     if isinstance(value, (list, tuple)):
         return [v * weight for v in value]
     return value * weight
+
+
+def _drop_teacher(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
+                  local_metadata: dict) -> dict:
+    """State-dict hook: checkpoints hold the student unless
+    ``save_teacher``."""
+    if not module.save_teacher:
+        for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+            del state_dict[key]
+    return state_dict
+
+
+def _map_task_keys(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
+                   *args) -> None:
+    """Load-time pre-hook: a plain task checkpoint (keys ``backbone.*``)
+    initialises the student; a load matching no student key is an error."""
+    own = prefix + 'architecture.'
+    if any(k.startswith(own) for k in state_dict):
+        return  # a distiller checkpoint
+    student_keys = set(module.architecture.state_dict())
+    plain = [k for k in list(state_dict) if k.startswith(prefix)
+             and not k.startswith(prefix + 'teacher.')]
+    matched = [k for k in plain if k[len(prefix):] in student_keys]
+    if plain and not matched:
+        raise ValueError(
+            'MixedKDDistiller: the checkpoint matches no key of the student '
+            f'(e.g. {plain[0][len(prefix):]!r}); it belongs to another model')
+    for key in matched:
+        state_dict[own + key[len(prefix):]] = state_dict.pop(key)
