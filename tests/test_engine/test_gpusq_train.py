@@ -51,6 +51,10 @@ def test_gpusq_two_phases_and_resume(data_cwd, tmp_path):
         assert count_violations(weight) == 0, name
         mask = q_ckpt['gpusq_sparse24']['masks'][name]
         assert torch.equal(weight != 0, mask & (weight != 0))
+    # phase Q froze the distiller's per-layer feature weights (phi)
+    assert not s_ckpt['state_dict']['phi.frozen']
+    assert sd['phi.frozen'] and sd['phi.phi'].shape == (2, )
+    assert torch.isclose(sd['phi.phi'].sum(), torch.tensor(2.0))
     amax = _amax(sd)
     assert amax and all(k.startswith('architecture.') for k in amax)
     assert all(float(v.min()) > 0 for k, v in amax.items()

@@ -67,7 +67,8 @@ def _sum(losses):
 @pytest.mark.slow
 @pytest.mark.parametrize('task', list(CASES))
 def test_losses_and_frozen_teacher(task, data_cwd, monkeypatch):
-    _, model, batch = _setup(task, data_cwd, monkeypatch)
+    _, model, batch = _setup(task, data_cwd, monkeypatch,
+                             distill=dict(feature_gating=False))
     model.train()
     teacher_before = copy.deepcopy(model.teacher.state_dict())
     student_before = copy.deepcopy(model.architecture.state_dict())

@@ -31,7 +31,7 @@ def _batch(model, n=2):
 
 def test_roles_and_loss_keys():
     with pytest.warns(UserWarning, match='teacher_ckpt is None'):
-        model = _build()
+        model = _build(distill=dict(feature_gating=False))
     assert model.student is model.architecture
     assert model.data_preprocessor is model.architecture.data_preprocessor
     assert not any(p.requires_grad for p in model.teacher.parameters())
@@ -116,3 +116,58 @@ def test_plain_task_checkpoint_initialises_student(tmp_path):
     torch.save(dict(state_dict={'roi_head.fc.weight': torch.zeros(2)}), other)
     with pytest.raises(ValueError, match='matches no key of the student'):
         load_checkpoint(model, other, map_location='cpu')
+
+
+def test_feature_gating_and_phi():
+    from gpusq_mm.models.distillers.feature_pairs import PhiWeights
+    with pytest.warns(UserWarning):
+        model = _build()  # 'auto': gated for a classifier
+    model.train()
+    data = _batch(model, n=4)
+    with torch.no_grad():
+        s = model.architecture(data['inputs'], mode='tensor').argmax(1)
+        t = model.teacher(data['inputs'], mode='tensor').argmax(1)
+        s_f = model.architecture.extract_feat(data['inputs'])[0]
+        t_f = model.teacher.extract_feat(data['inputs'])[0]
+        losses = model(**data, mode='loss')
+    per_sample = (s_f - t_f).pow(2).mean(1)
+    expected = 5.0 * (per_sample * (s == t).float()).mean()
+    assert torch.allclose(losses['distill.loss_feat_backbone'], expected,
+                          atol=1e-7)
+
+    phi = PhiWeights(2, 'inverse')
+    phi.observe([torch.tensor(1.0), torch.tensor(3.0)])
+    phi.observe([torch.tensor(1.0), torch.tensor(3.0)])
+    info = phi.freeze()
+    assert info['mean_loss'] == [1.0, 3.0]
+    # inverse: 2 * (1/L) / sum(1/L) -> [1.5, 0.5]
+    assert torch.allclose(phi.phi, torch.tensor([1.5, 0.5]))
+    phi.observe([torch.tensor(9.0), torch.tensor(9.0)])  # frozen: ignored
+    assert phi.freeze() == {}
+    prop = PhiWeights(2, 'proportional')
+    prop.observe([torch.tensor(1.0), torch.tensor(3.0)])
+    prop.freeze()
+    assert torch.allclose(prop.phi, torch.tensor([0.5, 1.5]))
+    with pytest.raises(ValueError, match='unknown phi mode'):
+        PhiWeights(2, 'cam')
+
+
+def test_explicit_pairs_and_connector():
+    pair = dict(student='backbone.layers.1.ln1',
+                teacher='backbone.layers.0.ffn.layers.0')  # 64 vs 256
+    with pytest.warns(UserWarning):
+        model = _build(distill=dict(features=[pair], feature_gating=False))
+    data = _batch(model)
+    with pytest.raises(ValueError, match=r'student shape \(2, 65, 64\).*'
+                       r'teacher shape \(2, 65, 256\).*connector'):
+        model(**data, mode='loss')
+    with pytest.warns(UserWarning):
+        model = _build(distill=dict(
+            features=[dict(pair, connector=dict(
+                type='linear', in_channels=64, out_channels=256))],
+            feature_gating=False))
+    losses = model(**_batch(model), mode='loss')
+    loss = losses['distill.loss_feat_backbone_layers_1_ln1']
+    loss.backward()
+    assert model.pairs[0].connector.weight.grad is not None
+    assert 'pairs.0.connector.weight' in model.state_dict()

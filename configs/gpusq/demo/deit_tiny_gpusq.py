@@ -1,12 +1,13 @@
 # GPUSQ on the tiny DeiT: phase S (epochs 0-14), phase Q (15-29).
-_base_ = ['./deit_tiny_dense.py', '../../_base_/gpusq/sparse24_qat_kd.py']
+_base_ = ['./deit_tiny_dense.py', '../../_base_/gpusq/sparse24_qat_kd.py',
+          '../../_base_/gpusq/kd_classification.py']
 model = dict(
     _delete_=True,
     type='MixedKDDistiller',
     architecture=_base_.model,
     teacher=_base_.model,
     teacher_ckpt=None,
-    distill=dict(features=['backbone']))
+    distill=_base_.kd_cfg)
 custom_hooks = [
     dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed']),
     dict(type='QATHook', start_epoch=15, calib_batches=2),

@@ -2,14 +2,15 @@
 # (epochs 6-11), distilling from the dense model of
 # mask_rcnn_swin_tiny_dense.py (set teacher_ckpt to its checkpoint).
 _base_ = ['./mask_rcnn_swin_tiny_dense.py',
-          '../../_base_/gpusq/sparse24_qat_kd.py']
+          '../../_base_/gpusq/sparse24_qat_kd.py',
+          '../../_base_/gpusq/kd_detection.py']
 model = dict(
     _delete_=True,
     type='MixedKDDistiller',
     architecture=_base_.model,
     teacher=_base_.model,
     teacher_ckpt=None,
-    distill=dict(features=['backbone', 'neck']))
+    distill=_base_.kd_cfg)
 custom_hooks = [
     dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed']),
     dict(type='QATHook', start_epoch=6, calib_batches=2),

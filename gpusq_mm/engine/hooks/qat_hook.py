@@ -132,6 +132,9 @@ class QATHook(Hook):
                          self.calibrator, reduce_fn=_all_reduce_max)
         self.started = True
         self._log_summary(runner, decisions, amax)
+        # phase Q begins: let the model react (the distiller freezes φ)
+        if hasattr(model, 'on_phase_change'):
+            model.on_phase_change('Q')
 
     def _forward_loop(self, runner, model: nn.Module):
         loader = runner.train_dataloader

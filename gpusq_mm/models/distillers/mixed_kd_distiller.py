@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import (_load_checkpoint,
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 from gpusq_mm.models.losses import feature_mse
 from gpusq_mm.models.recorder import check_paths, record_outputs
 
+from .feature_pairs import PhiWeights, build_pairs
 from .logit_taps import LogitTaps
 from .pseudo_labels import pseudo_label
 from gpusq_mm.registry import register_model
@@ -24,6 +26,7 @@ from gpusq_mm.registry import register_model
 # the temperature is not given in the paper (1 keeps KL on the raw scale)
 DEFAULT_DISTILL = dict(hard_weight=1.0, soft_weight=10.0, feature_weight=5.0,
                        tau=1.0, features=['backbone'], logits=True,
+                       phi='inverse', feature_gating='auto',
                        unsupervised=False, pseudo_score_thr=0.5)
 
 
@@ -53,7 +56,12 @@ class MixedKDDistiller(BaseModel):
             classification logits at temperature ``tau``; see
             :mod:`.logit_taps`; ``logits=False`` turns it off),
             ``feature_weight`` (γ) with ``features`` (module paths recorded
-            on both models, same architecture), ``unsupervised`` (the
+            on both models, or ``dict(student=, teacher=, connector=)``
+            pairs, see :mod:`.feature_pairs`), ``phi`` (per-pair weights,
+            frozen when phase Q starts: 'inverse', 'proportional' or
+            'uniform'), ``feature_gating`` (classifiers: features are
+            imitated only for samples where teacher and student predict the
+            same class; 'auto' = on for classifiers), ``unsupervised`` (the
             teacher's predictions replace all ground truth; detections
             above ``pseudo_score_thr``). Defaults to ``DEFAULT_DISTILL``.
         save_teacher (bool): Keep the teacher's weights in checkpoints.
@@ -80,8 +88,10 @@ class MixedKDDistiller(BaseModel):
                                    data_preprocessor)
         self.data_preprocessor = self.architecture.data_preprocessor
         self.distill_cfg = self._parse_distill(distill)
-        for model in (self.architecture, self.teacher):
-            check_paths(model, self.distill_cfg['features'])
+        self.pairs = build_pairs(self.distill_cfg['features'])
+        check_paths(self.architecture, [p.student for p in self.pairs])
+        check_paths(self.teacher, [p.teacher for p in self.pairs])
+        self.phi = PhiWeights(len(self.pairs), self.distill_cfg['phi'])
         self._load_teacher(teacher_ckpt, init_student_from_teacher)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
@@ -126,6 +136,9 @@ class MixedKDDistiller(BaseModel):
                            f'{sorted(unknown)}; valid keys: {sorted(cfg)}')
         cfg.update(distill or {})
         cfg['features'] = list(cfg['features'])
+        if cfg['feature_gating'] not in (True, False, 'auto'):
+            raise ValueError("MixedKDDistiller: feature_gating must be True, "
+                             f"False or 'auto', got {cfg['feature_gating']!r}")
         return cfg
 
     def _load_teacher(self, ckpt: Optional[str], init_student: bool) -> None:
@@ -157,7 +170,7 @@ class MixedKDDistiller(BaseModel):
         """Student task losses plus distillation losses."""
         cfg = self.distill_cfg
         use_logits = cfg['logits'] and self.taps.kind != 'none'
-        t_paths = list(cfg['features'])
+        t_paths = [p.teacher for p in self.pairs]
         if use_logits and self.taps.kind == 'two_stage':
             t_paths = sorted(set(t_paths) | {'neck'})
         if cfg['unsupervised']:
@@ -167,15 +180,13 @@ class MixedKDDistiller(BaseModel):
             t_feats = stack.enter_context(record_outputs(self.teacher,
                                                          t_paths))
             t_logits = stack.enter_context(
-                self.taps.record(self.teacher, roi=False)) if use_logits \
-                else {}
+                self.taps.record(self.teacher, roi=False))
             self.teacher(inputs, data_samples, mode='tensor')
         with ExitStack() as stack:
-            s_feats = stack.enter_context(
-                record_outputs(self.architecture, cfg['features']))
+            s_feats = stack.enter_context(record_outputs(
+                self.architecture, [p.student for p in self.pairs]))
             s_logits = stack.enter_context(
-                self.taps.record(self.architecture, roi=True)) if use_logits \
-                else {}
+                self.taps.record(self.architecture, roi=True))
             student_losses = self.architecture.loss(inputs, data_samples)
         losses = {}
         for key, value in student_losses.items():
@@ -188,11 +199,42 @@ class MixedKDDistiller(BaseModel):
             for name, value in kl.items():
                 losses[f'distill.loss_logits_{name}'] = \
                     cfg['soft_weight'] * value
-        for path in cfg['features']:
-            name = path.replace('.', '_')
-            losses[f'distill.loss_feat_{name}'] = cfg['feature_weight'] * \
-                feature_mse(s_feats[path], t_feats[path], path)
+        losses.update(self._feature_losses(s_feats, t_feats, s_logits,
+                                           t_logits))
         return losses
+
+    def _feature_losses(self, s_feats: dict, t_feats: dict, s_logits: dict,
+                        t_logits: dict) -> Dict[str, Tensor]:
+        weights = None
+        gating = self.distill_cfg['feature_gating']
+        if gating is True or (gating == 'auto'
+                              and self.taps.kind == 'classifier'):
+            path = self.taps.paths[0] if self.taps.kind == 'classifier' \
+                else None
+            if path is None:
+                raise ValueError('MixedKDDistiller: feature_gating needs '
+                                 'class logits; it applies to classifiers')
+            weights = (s_logits[path].argmax(1) ==
+                       t_logits[path].argmax(1)).float()
+        raw = [feature_mse(pair.adapt(s_feats[pair.student]),
+                           t_feats[pair.teacher], pair.student, weights)
+               for pair in self.pairs]
+        if self.training:
+            self.phi.observe(raw)
+        gamma = self.distill_cfg['feature_weight']
+        return {f'distill.loss_feat_{pair.name}': gamma * phi * value
+                for pair, phi, value in zip(self.pairs, self.phi.phi, raw)}
+
+    def on_phase_change(self, phase: str) -> None:
+        """Called by the GPUSQ hooks; at phase Q, φ is computed and frozen."""
+        if phase == 'Q':
+            info = self.phi.freeze()
+            if info:
+                print_log(f'MixedKDDistiller: phase Q, per-layer feature '
+                          f'weights ({self.phi.mode}) frozen: '
+                          f'{dict(zip([p.name for p in self.pairs], info["phi"]))}'
+                          f' from mean phase-S losses {info["mean_loss"]}',
+                          logger='current')
 
     def train(self, mode: bool = True) -> 'MixedKDDistiller':
         """Switch the student's mode; the teacher always stays in eval."""

@@ -1,5 +1,5 @@
 """Feature distillation distance between recorded student/teacher outputs."""
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,8 @@ def _flatten(features: Features) -> List[Tensor]:
                     'record a module that returns tensors')
 
 
-def feature_mse(student: Features, teacher: Features, name: str) -> Tensor:
+def feature_mse(student: Features, teacher: Features, name: str,
+                sample_weights: Optional[Tensor] = None) -> Tensor:
     """Mean of the per-level MSE between student and teacher features.
 
     Args:
@@ -28,6 +29,10 @@ def feature_mse(student: Features, teacher: Features, name: str) -> Tensor:
         teacher (Tensor | Sequence[Tensor]): Teacher output(s), same
             structure and shapes.
         name (str): Feature path, used in error messages.
+        sample_weights (Tensor, optional): Per-sample weights ``(B, )``
+            (e.g. 1 where teacher and student predict the same class); the
+            per-sample MSEs are weighted and divided by B.
+            Defaults to None.
 
     Returns:
         Tensor: Scalar loss.
@@ -46,5 +51,9 @@ def feature_mse(student: Features, teacher: Features, name: str) -> Tensor:
                 f'feature {name!r} level {i}: student shape '
                 f'{tuple(s.shape)} differs from teacher shape '
                 f'{tuple(t.shape)}; add a connector for this pair')
-        losses.append(F.mse_loss(s.float(), t.detach().float()))
+        if sample_weights is None:
+            losses.append(F.mse_loss(s.float(), t.detach().float()))
+            continue
+        per_sample = (s.float() - t.detach().float()).pow(2).flatten(1)
+        losses.append((per_sample.mean(1) * sample_weights).mean())
     return torch.stack(losses).mean()
