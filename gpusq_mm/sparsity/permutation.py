@@ -58,7 +58,7 @@ def _pair_of(prefix: str, block: nn.Module) -> List[PermutationPair]:
               if not list(m.children()) and list(m.parameters(False))]
     if len(leaves) < 2:
         return []
-    (n_in, fc1), (n_out, fc2) = leaves[0], leaves[-1]
+    (_, fc1), (n_out, fc2) = leaves[0], leaves[-1]
     w1, w2 = _gemm_width(fc1), _gemm_width(fc2)
     middle = leaves[1:-1]
     if w1 is None or w2 is None or w1[1] != w2[0] or not all(

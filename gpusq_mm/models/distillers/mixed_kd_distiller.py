@@ -97,6 +97,11 @@ class MixedKDDistiller(BaseModel):
         self.teacher.eval()
         self.save_teacher = save_teacher
         self.taps = LogitTaps(self.architecture)
+        if self.distill_cfg['feature_gating'] is True and \
+                self.taps.kind != 'classifier':
+            raise ValueError('MixedKDDistiller: feature_gating=True needs '
+                             'class logits and applies to classifiers only; '
+                             f'this is a {self.taps.kind} model')
         self._register_state_dict_hook(_drop_teacher)
         self._register_load_state_dict_pre_hook(_map_task_keys,
                                                 with_module=True)
@@ -209,11 +214,7 @@ class MixedKDDistiller(BaseModel):
         gating = self.distill_cfg['feature_gating']
         if gating is True or (gating == 'auto'
                               and self.taps.kind == 'classifier'):
-            path = self.taps.paths[0] if self.taps.kind == 'classifier' \
-                else None
-            if path is None:
-                raise ValueError('MixedKDDistiller: feature_gating needs '
-                                 'class logits; it applies to classifiers')
+            path = self.taps.paths[0]
             weights = (s_logits[path].argmax(1) ==
                        t_logits[path].argmax(1)).float()
         raw = [feature_mse(pair.adapt(s_feats[pair.student]),
