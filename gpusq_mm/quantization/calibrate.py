@@ -5,27 +5,28 @@ from typing import Callable, Dict, Optional
 import torch
 from torch import nn
 
+from .calibrators import CALIBRATORS, amax_from_samples
 from .quant_layers import quant_layers
-
-CALIBRATORS = ('max', )
 
 
 @torch.no_grad()
 def calibrate(model: nn.Module,
               forward_loop: Callable[[nn.Module], None],
               calibrator: str = 'max',
-              reduce_fn: Optional[Callable[[torch.Tensor], None]] = None
-              ) -> Dict[str, float]:
+              reduce_fn: Optional[Callable[[torch.Tensor], None]] = None,
+              percentile: float = 99.99) -> Dict[str, float]:
     """Calibrate every fake-quantized layer of ``model`` and switch it on.
 
     Args:
         model (nn.Module): Model with quantizers inserted.
         forward_loop (Callable): Runs calibration batches through ``model``
             (the caller chooses data and mode; eval mode is recommended).
-        calibrator (str): Range statistic. Defaults to 'max'.
+        calibrator (str): Range statistic, one of ``CALIBRATORS`` (see
+            :mod:`.calibrators`). Defaults to 'max'.
         reduce_fn (Callable, optional): In-place reduction of the stacked
             input ranges across processes (max), e.g. an all-reduce.
             Defaults to None.
+        percentile (float): For ``'percentile'``. Defaults to 99.99.
 
     Returns:
         dict: ``{layer: input_amax}`` after calibration.
@@ -42,6 +43,7 @@ def calibrate(model: nn.Module,
     for layer in layers.values():
         layer.input_amax.zero_()
         layer.quant_state = 'calib'
+        layer.calib_samples = [] if calibrator != 'max' else None
     try:
         forward_loop(model)
     finally:
@@ -51,6 +53,15 @@ def calibrate(model: nn.Module,
     if not names:
         return {}
     amax = torch.stack([layers[n].input_amax for n in names])
+    if calibrator != 'max':
+        finite = torch.isfinite(amax)
+        for i, name in enumerate(names):
+            samples = layers[name].calib_samples
+            if finite[i] and samples:
+                amax[i] = amax_from_samples(torch.cat(samples), calibrator,
+                                            percentile)
+    for layer in layers.values():
+        layer.calib_samples = None
     if reduce_fn is not None:
         reduce_fn(amax)
     bad = [n for n, a in zip(names, amax.tolist()) if not math.isfinite(a)]

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .calibrators import subsample
 from .fake_quant import fake_quantize, per_channel_amax
 
 
@@ -25,11 +26,14 @@ class _QuantMixin:
         self.register_buffer('weight_amax', torch.zeros(shape))
         self.quant_state = 'off'
         self.weight_bits = weight_bits
+        self.calib_samples = None
 
     def _quant_inputs(self, x: Tensor) -> Tensor:
         if self.quant_state == 'calib':
             self.input_amax.copy_(torch.maximum(
                 self.input_amax, x.detach().abs().amax().float()))
+            if self.calib_samples is not None:
+                self.calib_samples.append(subsample(x))
             return x
         if self.quant_state == 'quant':
             return fake_quantize(x, self.input_amax)

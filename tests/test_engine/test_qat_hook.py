@@ -13,10 +13,12 @@ from gpusq_mm.utils import load_checkpoint_file
 from tests.test_engine.toy import runner_cfg, train_toy
 
 
-def test_qat_with_sparse24_and_resume(tmp_path):
+@pytest.mark.parametrize('calibrator', ['max', 'entropy'])
+def test_qat_with_sparse24_and_resume(tmp_path, calibrator):
     work = str(tmp_path)
     hooks = [dict(type='Sparse24Hook'),
-             dict(type='QATHook', start_iter=2, calib_batches=2)]
+             dict(type='QATHook', start_iter=2, calib_batches=2,
+                  calibrator=calibrator)]
     runner = train_toy(work, hooks)
     model = runner.model
     assert isinstance(model.fc1, QuantLinear)
@@ -28,6 +30,7 @@ def test_qat_with_sparse24_and_resume(tmp_path):
     assert count_violations(wq) == 0
     ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
     assert ckpt['meta']['gpusq']['phase'] == 'Q'
+    assert ckpt['meta']['gpusq']['quant']['calibrator'] == calibrator
     assert ckpt['meta']['gpusq']['quant']['layers'] == ['fc1', 'fc2', 'head']
     s_ckpt = load_checkpoint_file(osp.join(work, 'iter_2.pth'))
     assert 'quant' not in s_ckpt['meta']['gpusq']

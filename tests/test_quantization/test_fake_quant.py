@@ -85,3 +85,50 @@ def test_mmcv_wrappers_quantized_mha_out_proj_reported():
                       model.ffn.weight.abs().amax(1, keepdim=True)),
         model.ffn.bias)
     assert torch.equal(model.ffn(x), expected)
+
+
+def test_calibrators_on_outliers():
+    from gpusq_mm.quantization import amax_from_samples
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(100000, generator=gen).abs()
+    x[:10] = 50.0  # rare outliers
+    assert amax_from_samples(x, 'max') == 50.0
+    p = amax_from_samples(x, 'percentile', 99.9)
+    assert p == pytest.approx(torch.quantile(x.double(), 0.999).item())
+    assert 3.0 < p < 4.0
+    mse = amax_from_samples(x, 'mse')
+    ent = amax_from_samples(x, 'entropy')
+    assert 0.3 * 50 <= mse < 50 and 0 < ent < 50
+
+    def err(amax):
+        return (fake_quantize(x, torch.tensor(amax)) - x).pow(2).mean()
+
+    assert err(mse) < err(50.0)
+    with pytest.raises(ValueError, match='unknown calibrator'):
+        amax_from_samples(x, 'kl')
+
+
+@pytest.mark.parametrize('method', ['percentile', 'mse', 'entropy'])
+def test_calibrate_with_histogram_methods(method):
+    model = _toy()
+    insert_quantizers(model, select_quant_layers(model))
+    x = torch.randn(4, 3, 16, 16)
+    amax = calibrate(model, lambda m: m(x), calibrator=method,
+                     percentile=99.0)
+    top = model.flat(model.patch_embed(x)).abs().max().item()
+    assert 0 < amax['fc'] <= top + 1e-6
+    assert quant_layers(model)['fc'].calib_samples is None  # freed
+
+
+def test_w4a8_weights_use_15_levels():
+    model = _toy()
+    insert_quantizers(model, select_quant_layers(model), weight_bits=4)
+    x = torch.randn(2, 3, 16, 16)
+    calibrate(model, lambda m: m(x))
+    fc = model.fc
+    wq = fake_quantize(fc.weight, fc.weight_amax, num_bits=4)
+    for row, amax in zip(wq, fc.weight_amax.flatten()):
+        levels = torch.unique(torch.round(row / (amax / 7)))
+        assert levels.numel() <= 15 and levels.abs().max() <= 7
+    with pytest.raises(ValueError, match='weight_bits'):
+        insert_quantizers(_toy(), {}, weight_bits=2)

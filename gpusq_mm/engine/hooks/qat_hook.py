@@ -47,7 +47,9 @@ class QATHook(Hook):
             Defaults to None.
         calib_batches (int): Training batches used for calibration.
             Defaults to 4.
-        calibrator (str): Activation range statistic. Defaults to 'max'.
+        calibrator (str): Activation range statistic: 'max',
+            'percentile', 'mse' or 'entropy'. Defaults to 'max'.
+        percentile (float): For 'percentile'. Defaults to 99.99.
         weight_bits (int): 8 (W8A8) or 4 (W4A8). Defaults to 8.
         include (Sequence[str], optional): Regexes of layers to quantize.
             Defaults to None (all Linear/Conv2d).
@@ -68,6 +70,7 @@ class QATHook(Hook):
                  start_epoch: Optional[int] = None,
                  calib_batches: int = 4,
                  calibrator: str = 'max',
+                 percentile: float = 99.99,
                  weight_bits: int = 8,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
@@ -75,6 +78,9 @@ class QATHook(Hook):
         if calibrator not in CALIBRATORS:
             raise ValueError(f'QATHook: unknown calibrator {calibrator!r}; '
                              f'choose one of {CALIBRATORS}')
+        if not 0 < percentile <= 100:
+            raise ValueError(f'QATHook: percentile must be in (0, 100], got '
+                             f'{percentile!r}')
         if weight_bits not in (4, 8):
             raise ValueError(f'QATHook: weight_bits must be 8 or 4, got '
                              f'{weight_bits!r}')
@@ -84,6 +90,7 @@ class QATHook(Hook):
         self.start = PhaseStart('QATHook', start_iter, start_epoch)
         self.calib_batches = calib_batches
         self.calibrator = calibrator
+        self.percentile = percentile
         self.weight_bits = weight_bits
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
@@ -129,7 +136,8 @@ class QATHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         amax = calibrate(student, self._forward_loop(runner, model),
-                         self.calibrator, reduce_fn=_all_reduce_max)
+                         self.calibrator, reduce_fn=_all_reduce_max,
+                         percentile=self.percentile)
         self.started = True
         self._log_summary(runner, decisions, amax)
         # phase Q begins: let the model react (the distiller freezes φ)
