@@ -40,6 +40,7 @@ class ToyData(Dataset):
 def runner_cfg(work_dir: str, max_iters: int = 4, hooks=None, **kw) -> dict:
     """A complete Runner config around :class:`ToyNet`; ``kw`` overrides."""
     from mmengine.dataset import DefaultSampler, default_collate
+    torch.manual_seed(0)  # the model is built here, before the Runner seeds
     cfg = dict(
         model=ToyNet(),
         work_dir=work_dir,

@@ -1,9 +1,8 @@
 """QATHook: INT8 quantization-aware training of the student."""
-import itertools
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import torch
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -152,8 +151,11 @@ class QATHook(Hook):
             was_training = student.training
             student.eval()
             try:
-                for batch in itertools.islice(loader, self.calib_batches):
-                    data = preprocessor(batch, False)
+                for batch in _calibration_batches(loader,
+                                                  self.calib_batches):
+                    # training-mode preprocessing: same padding and
+                    # batch shapes as the training batches
+                    data = preprocessor(batch, True)
                     student(**data, mode='tensor')
             finally:
                 student.train(was_training)
@@ -171,6 +173,26 @@ class QATHook(Hook):
                 f'float: {reason}'
             lines.append(f'  {name:<60} {status}')
         print_log('\n'.join(lines), logger='current')
+
+
+def _calibration_batches(loader, num_batches: int) -> Iterator:
+    """The first ``num_batches`` batches of this rank's share of the
+    training set, built from the dataset and the loader's collate function.
+
+    The training loader itself is not iterated: its sampler may be a shared
+    infinite generator (``InfiniteSampler``) that a second iterator would
+    disturb, and calibration must not change the training data order.
+    """
+    dataset = loader.dataset
+    size = loader.batch_size or 1
+    indices = list(range(get_rank(), len(dataset), get_world_size()))
+    indices = indices[:num_batches * size]
+    if not indices:
+        raise ValueError('QATHook: the training set is empty; calibration '
+                         'needs data')
+    for start in range(0, len(indices), size):
+        yield loader.collate_fn(
+            [dataset[i] for i in indices[start:start + size]])
 
 
 def _all_reduce_max(amax: torch.Tensor) -> None:

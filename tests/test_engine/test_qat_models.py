@@ -1,0 +1,84 @@
+"""QATHook on real OpenMMLab transformers (tiny sizes), composed with
+Sparse24Hook: finite non-zero scales on every targeted layer, finite loss,
+2:4 effective weights, scales restored bit-identically on resume."""
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import gpusq_mm  # noqa: F401
+from gpusq_mm.quantization import fake_quantize, quant_layers
+from gpusq_mm.sparsity import count_violations
+from gpusq_mm.utils import load_checkpoint_file
+from tests.test_engine.test_sparse24_models import _schedule
+from tests.utils import DEMO_CONFIGS
+
+CASES = {
+    'mask_rcnn_swin': ('mask_rcnn_swin_tiny_dense.py',
+                       'backbone.stages.2.blocks.1.ffn.layers.1'),
+    'segformer': ('segformer_tiny_dense.py',
+                  'backbone.layers.1.1.0.ffn.layers.4'),
+    'deit': ('deit_tiny_dense.py', 'backbone.layers.1.ffn.layers.0.0'),
+}
+
+
+def _run(config, work, units, resume_from=None) -> Runner:
+    cfg = Config.fromfile(osp.join(DEMO_CONFIGS, config))
+    cfg.work_dir = work
+    cfg.custom_hooks = [dict(type='Sparse24Hook'),
+                        dict(type='QATHook', start_iter=2, calib_batches=1)]
+    _schedule(cfg, units)
+    if resume_from:
+        cfg.resume, cfg.load_from = True, resume_from
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', list(CASES))
+def test_qat_on_model(case, data_cwd, tmp_path, monkeypatch):
+    monkeypatch.chdir(data_cwd)
+    config, ffn_layer = CASES[case]
+    work = str(tmp_path / 'work')
+    runner = _run(config, work, units=2)  # 4 iterations, QAT from iter 2
+    layers = quant_layers(runner.model)
+    assert ffn_layer in layers
+    for name, layer in layers.items():
+        assert layer.quant_state == 'quant', name
+        assert math.isfinite(float(layer.input_amax)) and \
+            float(layer.input_amax) > 0, name
+        assert torch.isfinite(layer.weight_amax).all() and \
+            (layer.weight_amax > 0).all(), name
+    loss = runner.message_hub.get_scalar('train/loss').current()
+    assert math.isfinite(loss)
+    # composition: the effective (fake-quantized) weight is still 2:4
+    sparse = runner.hooks[[type(h).__name__ for h in runner.hooks].index(
+        'Sparse24Hook')].masks
+    for name in sparse:
+        module = runner.model.get_submodule(name.rpartition('.')[0])
+        if name.endswith('.weight') and hasattr(module, 'weight_amax'):
+            effective = fake_quantize(module.weight, module.weight_amax)
+            assert count_violations(effective) == 0, name
+
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    ckpt = load_checkpoint_file(last)
+    scales = {k: v for k, v in ckpt['state_dict'].items() if '_amax' in k}
+    resumed = _run(config, work, units=3, resume_from=last)
+    state = resumed.model.state_dict()
+    for key, value in scales.items():
+        assert torch.equal(state[key], value), key
+    assert set(quant_layers(resumed.model)) == set(layers)
+
+
+def test_mismatched_quantizer_state_is_refused(tmp_path):
+    from gpusq_mm.engine.restore import restore_quant_structure
+    from tests.test_engine.toy import ToyNet
+    with pytest.raises(ValueError, match="'backbone.fc9'.*another model"):
+        restore_quant_structure(
+            ToyNet(), dict(gpusq_qat=dict(layers=['backbone.fc9'],
+                                          weight_bits=8)))
