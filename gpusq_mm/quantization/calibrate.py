@@ -23,8 +23,9 @@ def calibrate(model: nn.Module,
             (the caller chooses data and mode; eval mode is recommended).
         calibrator (str): Range statistic, one of ``CALIBRATORS`` (see
             :mod:`.calibrators`). Defaults to 'max'.
-        reduce_fn (Callable, optional): In-place reduction of the stacked
-            input ranges across processes (max), e.g. an all-reduce.
+        reduce_fn (Callable, optional): In-place reduction (max) across
+            processes, e.g. an all-reduce, applied to the input ranges and
+            to the weight ranges.
             Defaults to None.
         percentile (float): For ``'percentile'``. Defaults to 99.99.
 
@@ -72,6 +73,14 @@ def calibrate(model: nn.Module,
     for name, value in zip(names, amax):
         layers[name].input_amax.copy_(value)
         layers[name].update_weight_amax()
+    if reduce_fn is not None:  # weight ranges identical on every rank too
+        flat = torch.cat([layers[n].weight_amax.flatten() for n in names])
+        reduce_fn(flat)
+        for chunk, name in zip(
+                flat.split([layers[n].weight_amax.numel() for n in names]),
+                names):
+            layers[name].weight_amax.copy_(chunk.view_as(
+                layers[name].weight_amax))
     enable_quant(model)
     return {n: float(a) for n, a in zip(names, amax)}
 

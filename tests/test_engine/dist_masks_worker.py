@@ -1,8 +1,9 @@
 """Worker for test_dist_masks.py, started by torchrun (2 processes, gloo).
 
-Rank 1 perturbs its weights just before masks are computed, so masks
-computed locally would differ; the hook must broadcast rank 0's. Each rank
-writes its masks to ``<work_dir>/masks_rank<r>.pth``.
+Rank 1 perturbs its weights just before masks are computed, so masks and
+calibration ranges computed locally would differ; Sparse24Hook must
+broadcast rank 0's masks and QATHook must max-reduce the ranges. Each rank
+writes both to ``<work_dir>/state_rank<r>.pth``.
 """
 import os
 import os.path as osp
@@ -38,8 +39,11 @@ class DumpMasks(Hook):
     def after_train(self, runner) -> None:
         hook = next(h for h in runner.hooks
                     if type(h).__name__ == 'Sparse24Hook')
-        torch.save({k: v.cpu() for k, v in hook.masks.items()},
-                   osp.join(runner.work_dir, f'masks_rank{get_rank()}.pth'))
+        student = get_student(runner.model)
+        torch.save(dict(masks={k: v.cpu() for k, v in hook.masks.items()},
+                        amax={k: v.cpu() for k, v in
+                              student.state_dict().items() if 'amax' in k}),
+                   osp.join(runner.work_dir, f'state_rank{get_rank()}.pth'))
 
 
 def main() -> None:
@@ -49,6 +53,7 @@ def main() -> None:
     prepare_cpu_distributed(cfg)
     runner = Runner(**runner_cfg(
         work_dir, 2, [PerturbOnRank1(), dict(type='Sparse24Hook'),
+                      dict(type='QATHook', start_iter=1, calib_batches=1),
                       DumpMasks()],
         launcher='pytorch',
         cfg=dict(model_wrapper_cfg=cfg.model_wrapper_cfg)))

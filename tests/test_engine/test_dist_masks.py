@@ -1,4 +1,5 @@
-"""2-process DDP (gloo, CPU): both ranks hold rank 0's masks."""
+"""2-process DDP (gloo, CPU): both ranks hold rank 0's masks and the same
+quantizer ranges."""
 import os
 import os.path as osp
 import subprocess
@@ -20,8 +21,13 @@ def test_masks_identical_on_both_ranks(tmp_path):
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONPATH=REPO))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    masks = [torch.load(str(tmp_path / f'masks_rank{r}.pth'))
-             for r in (0, 1)]
+    states = [torch.load(str(tmp_path / f'state_rank{r}.pth'))
+              for r in (0, 1)]
+    masks = [s['masks'] for s in states]
     assert masks[0].keys() == masks[1].keys() == {'fc1.weight', 'fc2.weight'}
     for name in masks[0]:
         assert torch.equal(masks[0][name], masks[1][name]), name
+    amax = [s['amax'] for s in states]
+    assert len(amax[0]) == 6 and amax[0].keys() == amax[1].keys()
+    for name in amax[0]:
+        assert torch.equal(amax[0][name], amax[1][name]), name
