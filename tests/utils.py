@@ -3,7 +3,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import List
+from typing import List, Optional
 
 import pytest
 
@@ -24,3 +24,30 @@ def run_tool(script: str, args: List[str], cwd: str,
                     f'{proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}'
                     f'\n--- stderr\n{proc.stderr[-6000:]}')
     return proc
+
+
+def train_demo(config: str, work_dir: str, hooks: list, units: int,
+               resume_from: Optional[str] = None):
+    """Train a ``configs/gpusq/demo`` config in-process with ``hooks``.
+
+    ``units`` is epochs (2 iterations each on the test data) or, for
+    iteration-based configs, pairs of iterations; a checkpoint is written
+    at every unit. Returns the Runner.
+    """
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(osp.join(DEMO_CONFIGS, config))
+    cfg.work_dir = work_dir
+    cfg.custom_hooks = hooks
+    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
+        cfg.train_cfg.max_iters = 2 * units
+        cfg.default_hooks.checkpoint.interval = 2
+    else:
+        cfg.train_cfg.max_epochs = units
+        cfg.default_hooks.checkpoint.interval = 1
+    cfg.train_cfg.val_interval = 1000
+    if resume_from:
+        cfg.resume, cfg.load_from = True, resume_from
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner

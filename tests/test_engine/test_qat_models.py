@@ -6,15 +6,12 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401
 from gpusq_mm.quantization import fake_quantize, quant_layers
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.utils import load_checkpoint_file
-from tests.test_engine.test_sparse24_models import _schedule
-from tests.utils import DEMO_CONFIGS
+from tests.utils import train_demo
 
 CASES = {
     'mask_rcnn_swin': ('mask_rcnn_swin_tiny_dense.py',
@@ -25,17 +22,10 @@ CASES = {
 }
 
 
-def _run(config, work, units, resume_from=None) -> Runner:
-    cfg = Config.fromfile(osp.join(DEMO_CONFIGS, config))
-    cfg.work_dir = work
-    cfg.custom_hooks = [dict(type='Sparse24Hook'),
-                        dict(type='QATHook', start_iter=2, calib_batches=1)]
-    _schedule(cfg, units)
-    if resume_from:
-        cfg.resume, cfg.load_from = True, resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
+def _run(config, work, units, resume_from=None):
+    hooks = [dict(type='Sparse24Hook'),
+             dict(type='QATHook', start_iter=2, calib_batches=1)]
+    return train_demo(config, work, hooks, units, resume_from)
 
 
 @pytest.mark.slow

@@ -4,13 +4,11 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.utils import load_checkpoint_file
-from tests.utils import DEMO_CONFIGS
+from tests.utils import train_demo
 
 # config, method, weights that must be among the pruned ones
 CASES = {
@@ -39,31 +37,14 @@ CASES = {
 METHOD_ARGS = dict(gradual=dict(ramp_iters=2, recompute_interval=1))
 
 
-def _schedule(cfg: Config, units: int) -> None:
-    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
-        cfg.train_cfg.max_iters = 2 * units
-        cfg.default_hooks.checkpoint.interval = 2
-    else:
-        cfg.train_cfg.max_epochs = units
-        cfg.default_hooks.checkpoint.interval = 1
-    cfg.train_cfg.val_interval = 1000
-
-
-def _run(config, method, work, units, resume_from=None) -> Runner:
-    cfg = Config.fromfile(osp.join(DEMO_CONFIGS, config))
-    cfg.work_dir = work
-    cfg.custom_hooks = [
+def _run(config, method, work, units, resume_from=None):
+    hooks = [
         dict(type='Sparse24Hook', method=method, permutation_iters=10,
              start_iter=1,  # after EMAHook's first update
              **METHOD_ARGS.get(method, {})),
         dict(type='EMAHook', momentum=0.1, priority='NORMAL')
     ]
-    _schedule(cfg, units)
-    if resume_from:
-        cfg.resume, cfg.load_from = True, resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
+    return train_demo(config, work, hooks, units, resume_from)
 
 
 @pytest.mark.slow
