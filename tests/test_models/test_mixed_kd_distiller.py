@@ -63,7 +63,15 @@ def test_roles_and_loss_keys():
     with torch.no_grad():
         out = model(**data, mode='tensor')
         ref = model.architecture(**data, mode='tensor')
+        pred = model(data['inputs'], _batch(model)['data_samples'],
+                     mode='predict')
+        pred_ref = model.architecture(data['inputs'],
+                                      _batch(model)['data_samples'],
+                                      mode='predict')
     assert torch.equal(out, ref)
+    for a, b in zip(pred, pred_ref):
+        assert torch.equal(a.pred_score, b.pred_score)
+        assert torch.equal(a.pred_label, b.pred_label)
 
 
 def test_teacher_ckpt_initialises_teacher_and_student(tmp_path):
