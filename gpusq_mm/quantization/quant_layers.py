@@ -21,9 +21,10 @@ class _QuantMixin:
     """Shared state of the fake-quantized layers."""
 
     def _init_quant(self, weight_bits: int = 8) -> None:
-        self.register_buffer('input_amax', torch.zeros(()))
+        device = self.weight.device
+        self.register_buffer('input_amax', torch.zeros((), device=device))
         shape = (self.weight.shape[0], ) + (1, ) * (self.weight.dim() - 1)
-        self.register_buffer('weight_amax', torch.zeros(shape))
+        self.register_buffer('weight_amax', torch.zeros(shape, device=device))
         self.quant_state = 'off'
         self.weight_bits = weight_bits
         self.calib_samples = None
@@ -121,9 +122,6 @@ def quantize_module(module: nn.Module, weight_bits: int = 8) -> nn.Module:
         raise TypeError(f'cannot quantize {type(module).__name__}: {reason}')
     module.__class__ = _quant_class(type(module))
     module._init_quant(weight_bits)
-    buffers_to = module.weight.device
-    module.input_amax = module.input_amax.to(buffers_to)
-    module.weight_amax = module.weight_amax.to(buffers_to)
     return module
 
 

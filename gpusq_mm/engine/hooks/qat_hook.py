@@ -5,7 +5,6 @@ import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import nn
 
 from gpusq_mm.engine.restore import QAT_KEY, restore_quant_structure
@@ -14,7 +13,7 @@ from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    select_quant_layers)
 from gpusq_mm.registry import register_hook
 
-from gpusq_mm.utils import get_student, update_gpusq_meta
+from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
 
 from .phase_start import PhaseStart
 
@@ -132,8 +131,7 @@ class QATHook(Hook):
         decisions = select_quant_layers(student, self.include, self.exclude,
                                         self.quant_patch_embed)
         insert_quantizers(student, decisions, self.weight_bits)
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         amax = calibrate(student, self._forward_loop(runner, model),
                          self.calibrator, reduce_fn=_all_reduce_max,
                          percentile=self.percentile)

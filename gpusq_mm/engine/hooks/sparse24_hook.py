@@ -10,7 +10,7 @@ from torch import nn
 from gpusq_mm.registry import register_hook
 from gpusq_mm.sparsity import LayerDecision, find_layers
 from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
-from gpusq_mm.utils import get_student, update_gpusq_meta
+from gpusq_mm.utils import get_student, student_prefix, update_gpusq_meta
 
 from .phase_start import PhaseStart
 
@@ -144,7 +144,7 @@ class Sparse24Hook(Hook):
         if self.sparsifier.method == 'srste':
             # the checkpoint's weights are the sparse ones; the dense ones
             # SR-STE keeps training are stored beside them for resuming
-            prefix = _prefix_of(runner.model, student)
+            prefix = student_prefix(runner.model)
             params = dict(student.named_parameters())
             state['dense'] = {n: params[n].detach().cpu()
                               for n in self.masks}
@@ -245,13 +245,3 @@ class Sparse24Hook(Hook):
                          f'{str(d.shape):<22} {status}')
         print_log('\n'.join(lines), logger='current')
 
-
-def _prefix_of(model: nn.Module, student: nn.Module) -> str:
-    """State-dict prefix of ``student`` inside ``runner.model``."""
-    from mmengine.model import is_model_wrapper
-    if is_model_wrapper(model):
-        model = model.module
-    for name, module in model.named_modules():
-        if module is student:
-            return f'{name}.' if name else ''
-    raise RuntimeError('the student is not a submodule of the model')
