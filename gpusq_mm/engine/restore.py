@@ -4,7 +4,8 @@ from typing import List
 
 from torch import nn
 
-from gpusq_mm.quantization import enable_quant, insert_quantizers
+from gpusq_mm.quantization import (enable_quant, insert_attention_quantizers,
+                                   insert_quantizers, make_scales_learnable)
 
 QAT_KEY = 'gpusq_qat'
 
@@ -21,20 +22,31 @@ def restore_quant_structure(student: nn.Module, checkpoint: dict) -> List[str]:
         checkpoint without QAT state).
 
     Raises:
-        ValueError: The checkpoint names layers the model does not have.
+        ValueError: The checkpoint's quantizer state is malformed or names
+            layers the model does not have.
     """
     state = checkpoint.get(QAT_KEY)
     if state is None:
         return []
+    if not isinstance(state, dict) or not {'layers', 'weight_bits'} <= set(
+            state):
+        raise ValueError(f"the checkpoint's {QAT_KEY!r} entry is malformed "
+                         "(needs 'layers' and 'weight_bits'); it was not "
+                         'written by QATHook')
+    attention = list(state.get('attention', []))
     names = set(dict(student.named_modules()))
-    missing = [n for n in state['layers'] if n not in names]
+    missing = [n for n in list(state['layers']) + attention
+               if n not in names]
     if missing:
         raise ValueError(f'the checkpoint quantizes layers {missing[:5]} '
                          'that the model does not have; it belongs to '
                          'another model (check the config and checkpoint)')
     insert_quantizers(student, {n: '' for n in state['layers']},
                       state['weight_bits'])
-    return list(state['layers'])
+    insert_attention_quantizers(student, {n: '' for n in attention})
+    if state.get('learnable_scales', False):
+        make_scales_learnable(student)
+    return list(state['layers']) + attention
 
 
 def load_gpusq_checkpoint(runner, path: str) -> None:

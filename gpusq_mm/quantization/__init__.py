@@ -1,13 +1,21 @@
 """Pure-torch INT8 fake quantization (TensorRT explicit-quantization scheme):
 placement policy, calibration and fake-quantized layers."""
-from .calibrate import calibrate, enable_quant
+from .attention import (SUPPORTED_ATTENTION, quant_attention_layers,
+                        quantize_attention)
+from .calibrate import calibrate, enable_quant, range_holders
 from .calibrators import CALIBRATORS, amax_from_samples
 from .fake_quant import fake_quantize, per_channel_amax
-from .policy import insert_quantizers, select_quant_layers
+from .learnable import make_scales_learnable
+from .policy import (insert_attention_quantizers, insert_quantizers,
+                     select_attention, select_quant_layers)
 from .quant_layers import QuantConv2d, QuantLinear, quant_layers
+from .tensor_quantizer import TensorQuantizer
 
 __all__ = [
-    'CALIBRATORS', 'amax_from_samples', 'calibrate', 'enable_quant', 'fake_quantize',
-    'per_channel_amax', 'insert_quantizers', 'select_quant_layers',
-    'QuantConv2d', 'QuantLinear', 'quant_layers'
+    'CALIBRATORS', 'SUPPORTED_ATTENTION', 'amax_from_samples', 'calibrate',
+    'enable_quant', 'fake_quantize', 'insert_attention_quantizers',
+    'insert_quantizers', 'make_scales_learnable', 'per_channel_amax',
+    'quant_attention_layers', 'quant_layers', 'quantize_attention',
+    'range_holders', 'select_attention', 'select_quant_layers',
+    'QuantConv2d', 'QuantLinear', 'TensorQuantizer'
 ]

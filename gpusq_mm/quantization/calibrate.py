@@ -7,6 +7,22 @@ from torch import nn
 
 from .calibrators import CALIBRATORS, amax_from_samples
 from .quant_layers import quant_layers
+from .tensor_quantizer import TensorQuantizer
+
+
+def range_holders(model: nn.Module) -> Dict[str, nn.Module]:
+    """``{name: module}`` of everything with a calibrated activation range:
+    fake-quantized layers (their input, ``input_amax``) and standalone
+    :class:`TensorQuantizer` s (attention matmul operands, ``amax``)."""
+    holders: Dict[str, nn.Module] = dict(quant_layers(model))
+    holders.update({n: m for n, m in model.named_modules()
+                    if isinstance(m, TensorQuantizer)})
+    return holders
+
+
+def _amax(holder: nn.Module) -> torch.Tensor:
+    return holder.amax if isinstance(holder, TensorQuantizer) \
+        else holder.input_amax
 
 
 @torch.no_grad()
@@ -30,7 +46,8 @@ def calibrate(model: nn.Module,
         percentile (float): For ``'percentile'``. Defaults to 99.99.
 
     Returns:
-        dict: ``{layer: input_amax}`` after calibration.
+        dict: ``{name: amax}`` after calibration, for every layer input and
+        attention-matmul operand.
 
     Raises:
         ValueError: Unknown calibrator, or a range is not finite (NaN/inf
@@ -40,29 +57,29 @@ def calibrate(model: nn.Module,
     if calibrator not in CALIBRATORS:
         raise ValueError(f'unknown calibrator {calibrator!r}; choose one of '
                          f'{CALIBRATORS}')
-    layers = quant_layers(model)
-    for layer in layers.values():
-        layer.input_amax.zero_()
-        layer.quant_state = 'calib'
-        layer.calib_samples = [] if calibrator != 'max' else None
+    holders = range_holders(model)
+    for holder in holders.values():
+        _amax(holder).zero_()
+        holder.quant_state = 'calib'
+        holder.calib_samples = [] if calibrator != 'max' else None
     try:
         forward_loop(model)
     finally:
-        for layer in layers.values():
-            layer.quant_state = 'off'
-    names = list(layers)
+        for holder in holders.values():
+            holder.quant_state = 'off'
+    names = list(holders)
     if not names:
         return {}
-    amax = torch.stack([layers[n].input_amax for n in names])
+    amax = torch.stack([_amax(holders[n]) for n in names])
     if calibrator != 'max':
         finite = torch.isfinite(amax)
         for i, name in enumerate(names):
-            samples = layers[name].calib_samples
+            samples = holders[name].calib_samples
             if finite[i] and samples:
                 amax[i] = amax_from_samples(torch.cat(samples), calibrator,
                                             percentile)
-    for layer in layers.values():
-        layer.calib_samples = None
+    for holder in holders.values():
+        holder.calib_samples = None
     if reduce_fn is not None:
         reduce_fn(amax)
     bad = [n for n, a in zip(names, amax.tolist()) if not math.isfinite(a)]
@@ -71,9 +88,12 @@ def calibrate(model: nn.Module,
                          f'{bad[:5]} (NaN or inf in the calibration inputs); '
                          'check the data pipeline')
     for name, value in zip(names, amax):
-        layers[name].input_amax.copy_(value)
-        layers[name].update_weight_amax()
-    if reduce_fn is not None:  # weight ranges identical on every rank too
+        _amax(holders[name]).copy_(value)
+    layers = quant_layers(model)
+    names = list(layers)
+    for layer in layers.values():
+        layer.update_weight_amax()
+    if reduce_fn is not None and names:  # identical weight ranges per rank
         flat = torch.cat([layers[n].weight_amax.flatten() for n in names])
         reduce_fn(flat)
         for chunk, name in zip(
@@ -82,10 +102,12 @@ def calibrate(model: nn.Module,
             layers[name].weight_amax.copy_(chunk.view_as(
                 layers[name].weight_amax))
     enable_quant(model)
-    return {n: float(a) for n, a in zip(names, amax)}
+    return {n: float(_amax(holders[n]).detach()) for n in holders}
 
 
 def enable_quant(model: nn.Module) -> None:
-    """Switch calibrated layers (``input_amax > 0``) to fake quantization."""
-    for layer in quant_layers(model).values():
-        layer.quant_state = 'quant' if float(layer.input_amax) > 0 else 'off'
+    """Switch calibrated layers and quantizers (range > 0) to fake
+    quantization; those the calibration never reached stay in float."""
+    for holder in range_holders(model).values():
+        holder.quant_state = 'quant' if float(_amax(holder).detach()) > 0 \
+            else 'off'

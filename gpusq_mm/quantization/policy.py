@@ -4,6 +4,9 @@ Following TensorRT's explicit-quantization rules, the inputs and weights of
 every plain ``nn.Linear``/``nn.Conv2d`` are quantized (int8 GEMM/conv);
 LayerNorm, Softmax and GELU stay in high precision (they are not wrapped);
 residual adds are left to TensorRT's fusion of the Q/DQ around the GEMMs.
+Optionally (:func:`select_attention`) the two attention matmuls get Q/DQ on
+both operands: ``q`` and ``k`` before ``q·kᵀ``, the softmax output and ``v``
+before ``attn·v`` (see :mod:`.attention`).
 Subclasses are quantized when their forward is the base one (mmcv's
 ``Linear``/``Conv2d`` wrappers, used by mmcv's ``FFN`` and many heads);
 others are listed with the reason they stay in float (e.g. the output
@@ -19,6 +22,8 @@ from torch import nn
 
 from gpusq_mm.utils.names import select_by_name
 
+from .attention import (SUPPORTED_ATTENTION, is_supported_attention,
+                        quantize_attention)
 from .quant_layers import quantize_module, unsupported_reason
 
 PATCH_EMBED_PATTERN = r'patch_embed'
@@ -70,4 +75,56 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
                          f'{weight_bits}')
     modules = dict(model.named_modules())
     return {name: quantize_module(modules[name], weight_bits)
+            for name, reason in decisions.items() if not reason}
+
+
+def select_attention(model: nn.Module,
+                     include: Optional[Sequence[str]] = None,
+                     exclude: Optional[Sequence[str]] = None) -> Dict[str, str]:
+    """Decide which attention modules get quantized matmuls (q·kᵀ, attn·v).
+
+    Candidates are the modules of ``SUPPORTED_ATTENTION`` (Swin's window
+    attention in mmdet/mmseg/mmpretrain, mmpretrain's ``MultiheadAttention``
+    and ``nn.MultiheadAttention``, which mmcv's wrapper, the DETR family and
+    SegFormer use). Other modules whose class name says attention and that
+    hold no supported one are listed with the reason they stay in float.
+
+    Args:
+        model (nn.Module): The model.
+        include (Sequence[str], optional): Regexes; only matching modules.
+            Defaults to None (all).
+        exclude (Sequence[str], optional): Regexes of modules left in float.
+            Defaults to None.
+
+    Returns:
+        dict: ``{name: reason}``; '' means the matmuls are quantized.
+    """
+    supported = {n: m for n, m in model.named_modules()
+                 if is_supported_attention(m)}
+    decisions = select_by_name(supported, include, exclude,
+                               what='attention module')
+    for name, module in model.named_modules():
+        cls = type(module).__name__
+        if name in supported or not ('Attention' in cls or 'MSA' in cls):
+            continue
+        if not any(s.startswith(f'{name}.') for s in supported):
+            decisions[name] = (f'{cls} is not a supported attention class '
+                               f'(supported: {", ".join(SUPPORTED_ATTENTION)})')
+    return decisions
+
+
+def insert_attention_quantizers(model: nn.Module,
+                                decisions: Dict[str, str]
+                                ) -> Dict[str, nn.Module]:
+    """Give the selected attention modules fake-quantized matmuls.
+
+    Args:
+        model (nn.Module): The model.
+        decisions (dict): Output of :func:`select_attention`.
+
+    Returns:
+        dict: ``{name: module}`` of the modified attention modules.
+    """
+    modules = dict(model.named_modules())
+    return {name: quantize_attention(modules[name])
             for name, reason in decisions.items() if not reason}

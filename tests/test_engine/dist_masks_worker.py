@@ -2,8 +2,10 @@
 
 Rank 1 perturbs its weights just before masks are computed, so masks and
 calibration ranges computed locally would differ; Sparse24Hook must
-broadcast rank 0's masks and QATHook must max-reduce the ranges. Each rank
-writes both to ``<work_dir>/state_rank<r>.pth``.
+broadcast rank 0's masks and QATHook must max-reduce the ranges. With a
+second argument ``learnable`` the ranges are then trained for two more
+iterations on different data per rank (their gradients must be averaged).
+Each rank writes masks and ranges to ``<work_dir>/state_rank<r>.pth``.
 """
 import os
 import os.path as osp
@@ -49,12 +51,15 @@ class DumpMasks(Hook):
 def main() -> None:
     from mmengine.config import Config
     work_dir = sys.argv[1]
+    learnable = sys.argv[2:] == ['learnable']
     cfg = Config(dict(launcher='pytorch'))
     prepare_cpu_distributed(cfg)
     runner = Runner(**runner_cfg(
-        work_dir, 2, [PerturbOnRank1(), dict(type='Sparse24Hook'),
-                      dict(type='QATHook', start_iter=1, calib_batches=1),
-                      DumpMasks()],
+        work_dir, 4 if learnable else 2,
+        [PerturbOnRank1(), dict(type='Sparse24Hook'),
+         dict(type='QATHook', start_iter=1, calib_batches=1,
+              learnable_scales=learnable, scale_lr=0.05),
+         DumpMasks()],
         launcher='pytorch',
         cfg=dict(model_wrapper_cfg=cfg.model_wrapper_cfg)))
     runner.train()

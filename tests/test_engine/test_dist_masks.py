@@ -13,11 +13,12 @@ from tests.utils import REPO
 
 
 @pytest.mark.slow
-def test_masks_identical_on_both_ranks(tmp_path):
+@pytest.mark.parametrize('scales', ['frozen', 'learnable'])
+def test_masks_identical_on_both_ranks(tmp_path, scales):
     worker = osp.join(REPO, 'tests', 'test_engine', 'dist_masks_worker.py')
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={_free_port()}', worker, str(tmp_path)],
+         f'--master_port={_free_port()}', worker, str(tmp_path), scales],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONPATH=REPO))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]

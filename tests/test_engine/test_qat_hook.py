@@ -75,3 +75,52 @@ def test_resume_mid_qat_matches_uninterrupted_run(tmp_path):
     assert full_losses[4:].tolist() == resumed_losses[4:].tolist()
     for key, value in full.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_learnable_scales_train_resume_and_mismatch(tmp_path):
+    hooks = [dict(type='Sparse24Hook'),
+             dict(type='QATHook', start_iter=2, calib_batches=2,
+                  learnable_scales=True, scale_lr=0.05)]
+    full = train_toy(str(tmp_path / 'full'), hooks, max_iters=6)
+    fc1 = full.model.fc1
+    assert isinstance(fc1.input_amax, torch.nn.Parameter)
+    assert isinstance(fc1.weight_amax, torch.nn.Parameter)
+    group = full.optim_wrapper.optimizer.param_groups[-1]
+    assert group['lr'] == 0.05 and group['weight_decay'] == 0.0
+    assert {id(p) for p in group['params']} >= {id(fc1.input_amax),
+                                                  id(fc1.weight_amax)}
+    assert len(group['params']) == 6  # 3 layers x (input, weight)
+    # the ranges moved away from their calibrated values, and the
+    # effective weight is still 2:4
+    part = str(tmp_path / 'part')
+    train_toy(part, hooks, max_iters=4)
+    calibrated = load_checkpoint_file(osp.join(part, 'iter_4.pth'))
+    assert not torch.equal(calibrated['state_dict']['fc1.weight_amax'],
+                           fc1.weight_amax.detach())
+    assert calibrated['gpusq_qat']['learnable_scales'] is True
+    assert calibrated['meta']['gpusq']['quant']['scales'] == 'learnable'
+    assert count_violations(fake_quantize(fc1.weight, fc1.weight_amax)) == 0
+    # resume mid-QAT: the optimizer state of the ranges loads and the run
+    # continues exactly as the uninterrupted one
+    resumed = train_toy(part, hooks, max_iters=6, resume=True,
+                        load_from=osp.join(part, 'iter_4.pth'))
+    full_losses = full.message_hub.get_scalar('train/loss').data[0]
+    resumed_losses = resumed.message_hub.get_scalar('train/loss').data[0]
+    assert full_losses[4:].tolist() == resumed_losses[4:].tolist()
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    frozen = [dict(type='Sparse24Hook'),
+              dict(type='QATHook', start_iter=2, calib_batches=2)]
+    with pytest.raises(ValueError, match='learnable_scales=True'):
+        train_toy(part, frozen, max_iters=6, resume=True,
+                  load_from=osp.join(part, 'iter_4.pth'))
+
+
+def test_quant_attention_option_is_validated():
+    from gpusq_mm import QATHook
+    with pytest.raises(ValueError, match="'include' and 'exclude'"):
+        QATHook(quant_attention=dict(exclud=['x']))
+    with pytest.raises(ValueError, match='bool or a dict'):
+        QATHook(quant_attention='yes')
+    with pytest.raises(ValueError, match='scale_lr'):
+        QATHook(learnable_scales=True, scale_lr=0)

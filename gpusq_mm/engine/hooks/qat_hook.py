@@ -1,5 +1,5 @@
 """QATHook: INT8 quantization-aware training of the student."""
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
@@ -8,15 +8,16 @@ from mmengine.logging import print_log
 from torch import nn
 
 from gpusq_mm.engine.restore import QAT_KEY, restore_quant_structure
+from gpusq_mm.engine.scale_params import add_scale_group, sync_scale_grads
 from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
-                                   insert_quantizers, quant_layers,
-                                   select_quant_layers)
+                                   insert_attention_quantizers,
+                                   insert_quantizers, make_scales_learnable,
+                                   quant_attention_layers, quant_layers,
+                                   select_attention, select_quant_layers)
 from gpusq_mm.registry import register_hook
-
 from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
 
 from .phase_start import PhaseStart
-
 
 
 @register_hook
@@ -35,8 +36,12 @@ class QATHook(Hook):
     and calibration is not repeated.
 
     Note:
-        Weight ranges are fixed at calibration (frozen scales). Pruned 2:4
-        weights are exactly zero and stay zero when fake-quantized.
+        By default the ranges are fixed at calibration (frozen scales).
+        With ``learnable_scales=True`` every range becomes a parameter
+        trained with the LSQ gradient, in an optimizer group of its own
+        (``scale_lr``, no weight decay) whose gradients are averaged across
+        DDP ranks. Pruned 2:4 weights are exactly zero and stay zero when
+        fake-quantized, whatever the scale.
 
     Args:
         start_iter (int, optional): Iteration at which QAT starts.
@@ -55,6 +60,14 @@ class QATHook(Hook):
             precision. Defaults to None.
         quant_patch_embed (bool): Quantize the patch embedding.
             Defaults to False.
+        quant_attention (bool | dict): Also quantize the two attention
+            matmuls (q·kᵀ and attn·v) of Swin window attention and
+            multi-head attention; a dict gives ``include``/``exclude``
+            regexes of attention modules. Defaults to False.
+        learnable_scales (bool): Train the ranges after calibration.
+            Defaults to False.
+        scale_lr (float, optional): Learning rate of the ranges. Defaults to
+            None (that of the optimizer's first parameter group).
 
     Examples:
         >>> custom_hooks = [dict(type='Sparse24Hook'),
@@ -72,7 +85,10 @@ class QATHook(Hook):
                  weight_bits: int = 8,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
-                 quant_patch_embed: bool = False) -> None:
+                 quant_patch_embed: bool = False,
+                 quant_attention: Union[bool, dict] = False,
+                 learnable_scales: bool = False,
+                 scale_lr: Optional[float] = None) -> None:
         if calibrator not in CALIBRATORS:
             raise ValueError(f'QATHook: unknown calibrator {calibrator!r}; '
                              f'choose one of {CALIBRATORS}')
@@ -85,6 +101,18 @@ class QATHook(Hook):
         if not isinstance(calib_batches, int) or calib_batches < 1:
             raise ValueError(f'QATHook: calib_batches must be a positive '
                              f'int, got {calib_batches!r}')
+        if isinstance(quant_attention, dict):
+            unknown = set(quant_attention) - {'include', 'exclude'}
+            if unknown:
+                raise ValueError(f'QATHook: quant_attention takes the keys '
+                                 f"'include' and 'exclude', got {unknown}")
+        elif not isinstance(quant_attention, bool):
+            raise ValueError(f'QATHook: quant_attention must be a bool or a '
+                             f'dict(include=..., exclude=...), got '
+                             f'{quant_attention!r}')
+        if scale_lr is not None and not scale_lr > 0:
+            raise ValueError(f'QATHook: scale_lr must be positive, got '
+                             f'{scale_lr!r}')
         self.start = PhaseStart('QATHook', start_iter, start_epoch)
         self.calib_batches = calib_batches
         self.calibrator = calibrator
@@ -93,6 +121,9 @@ class QATHook(Hook):
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
         self.quant_patch_embed = quant_patch_embed
+        self.quant_attention = quant_attention
+        self.learnable_scales = learnable_scales
+        self.scale_lr = scale_lr
         self.started = False
 
     # ----------------------------------------------------------- stages
@@ -111,19 +142,34 @@ class QATHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.started:
             return
-        layers = quant_layers(get_student(runner.model))
-        checkpoint[QAT_KEY] = dict(layers=sorted(layers),
+        student = get_student(runner.model)
+        layers = sorted(quant_layers(student))
+        attention = sorted(quant_attention_layers(student))
+        checkpoint[QAT_KEY] = dict(layers=layers, attention=attention,
                                     weight_bits=self.weight_bits,
-                                    calibrator=self.calibrator)
+                                    calibrator=self.calibrator,
+                                    learnable_scales=self.learnable_scales)
         scheme = f'int{self.weight_bits}w-int8a-symmetric-per-channel'
         update_gpusq_meta(
             checkpoint, 'quant',
-            dict(scheme=scheme, calibrator=self.calibrator,
-                 layers=sorted(layers)), phase='Q')
+            dict(scheme=scheme, calibrator=self.calibrator, layers=layers,
+                 attention=attention,
+                 scales='learnable' if self.learnable_scales else 'frozen'),
+            phase='Q')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if restore_quant_structure(get_student(runner.model), checkpoint):
-            self.started = True
+        student = get_student(runner.model)
+        if not restore_quant_structure(student, checkpoint):
+            return
+        self.started = True
+        saved = checkpoint[QAT_KEY].get('learnable_scales', False)
+        if saved != self.learnable_scales:
+            raise ValueError(
+                f'QATHook: the checkpoint was trained with learnable_scales='
+                f'{saved} but the config says {self.learnable_scales}; set '
+                f'learnable_scales={saved} to resume it')
+        if self.learnable_scales and _training(runner):
+            self._train_scales(runner, make_scales_learnable(student))
 
     # ----------------------------------------------------------- helpers
     def _start(self, runner) -> None:
@@ -131,12 +177,20 @@ class QATHook(Hook):
         decisions = select_quant_layers(student, self.include, self.exclude,
                                         self.quant_patch_embed)
         insert_quantizers(student, decisions, self.weight_bits)
+        attention = {}
+        if self.quant_attention:
+            patterns = self.quant_attention if isinstance(
+                self.quant_attention, dict) else {}
+            attention = select_attention(student, **patterns)
+            insert_attention_quantizers(student, attention)
         model = unwrap_model(runner.model)
         amax = calibrate(student, self._forward_loop(runner, model),
                          self.calibrator, reduce_fn=_all_reduce_max,
                          percentile=self.percentile)
         self.started = True
-        self._log_summary(runner, decisions, amax)
+        if self.learnable_scales:
+            self._train_scales(runner, make_scales_learnable(student))
+        self._log_summary(runner, decisions, attention, amax)
         # phase Q begins: let the model react (the distiller freezes φ)
         if hasattr(model, 'on_phase_change'):
             model.on_phase_change('Q')
@@ -160,16 +214,34 @@ class QATHook(Hook):
 
         return loop
 
+    def _train_scales(self, runner, params) -> None:
+        group = add_scale_group(runner, params, self.scale_lr)
+        sync_scale_grads(params)
+        print_log(f'QATHook: {len(params)} quantization ranges are learnable '
+                  f"(lr {group['lr']:.3g}, no weight decay)", logger='current')
+
     def _log_summary(self, runner, decisions: Dict[str, str],
+                     attention: Dict[str, str],
                      amax: Dict[str, float]) -> None:
-        lines = [f'QATHook: {len(amax)} layers fake-quantized (int8 '
-                 f'activations, int{self.weight_bits} weights, '
-                 f'{self.calibrator} calibration on {self.calib_batches} '
-                 f'batches) at iter {runner.iter}']
+        quantized = sum(1 for r in decisions.values() if not r)
+        lines = [f'QATHook: {quantized} layers and '
+                 f'{sum(1 for r in attention.values() if not r)} attention '
+                 f'modules fake-quantized (int8 activations, '
+                 f'int{self.weight_bits} weights, {self.calibrator} '
+                 f'calibration on {self.calib_batches} batches) at iter '
+                 f'{runner.iter}']
         for name, reason in decisions.items():
-            status = f'amax={amax[name]:.4g}' if not reason else \
+            status = f'input amax={amax[name]:.4g}' if not reason else \
                 f'float: {reason}'
             lines.append(f'  {name:<60} {status}')
+        for name, reason in attention.items():
+            if reason:
+                lines.append(f'  {name:<60} matmuls float: {reason}')
+                continue
+            ranges = ' '.join(
+                f'{op}={amax[f"{name}.matmul_quantizers.{op}"]:.4g}'
+                for op in ('q', 'k', 'p', 'v'))
+            lines.append(f'  {name:<60} matmul amax {ranges}')
         print_log('\n'.join(lines), logger='current')
 
 
@@ -191,6 +263,12 @@ def _calibration_batches(loader, num_batches: int) -> Iterator:
     for start in range(0, len(indices), size):
         yield loader.collate_fn(
             [dataset[i] for i in indices[start:start + size]])
+
+
+def _training(runner) -> bool:
+    """Whether the runner is training (has a built optimizer)."""
+    from mmengine.optim import OptimWrapper
+    return isinstance(runner.optim_wrapper, OptimWrapper)
 
 
 def _all_reduce_max(amax: torch.Tensor) -> None:

@@ -1,0 +1,176 @@
+"""Fake quantization of the two attention matmuls (q·kᵀ and attn·v).
+
+TensorRT runs a transformer's attention as two int8 batched GEMMs when Q/DQ
+sits on both operands of each: ``q`` and ``k`` before ``q @ k.T``, the
+softmax output ``p`` and ``v`` before ``p @ v``. The softmax itself stays in
+high precision.
+
+Attention modules compute these products inline (``q @ k.transpose(-2,
+-1)`` in Swin's ``WindowMSA``, ``F.scaled_dot_product_attention`` in
+mmpretrain's ``MultiheadAttention``), so there is no submodule to wrap.
+Instead the module's class is swapped (as for Linear layers, parameters
+untouched) for a subclass whose forward runs the original forward under a
+:class:`torch.overrides.TorchFunctionMode` that sees those calls: the first
+product of a forward is ``q·kᵀ``, the second ``p·v``, and a fused
+``scaled_dot_product_attention`` is computed explicitly with all four
+operands quantized. ``nn.MultiheadAttention`` (used by mmcv, mmdet's DETR
+family and SegFormer) runs its whole forward inside one functional call
+that such a mode cannot look into, so its subclass computes the attention
+explicitly (:mod:`.attention_mha`); the result equals the original forward
+up to float rounding when the quantizers are off. The four quantizers live in a
+``matmul_quantizers`` ``ModuleDict`` of the attention module (state-dict
+keys ``<module>.matmul_quantizers.{q,k,p,v}.amax``).
+"""
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from .tensor_quantizer import TensorQuantizer
+
+# Attention classes (qualified names) whose forward computes q·kᵀ then p·v
+# with the functions below and no other matmul.
+SUPPORTED_ATTENTION = (
+    'torch.nn.modules.activation.MultiheadAttention',
+    'mmdet.models.backbones.swin.WindowMSA',
+    'mmseg.models.backbones.swin.WindowMSA',
+    'mmpretrain.models.utils.attention.WindowMSA',
+    'mmpretrain.models.utils.attention.MultiheadAttention',
+)
+_PRODUCTS = (torch.matmul, Tensor.matmul, Tensor.__matmul__, torch.bmm,
+             Tensor.bmm)
+OPERANDS = ('q', 'k', 'p', 'v')
+
+
+def _qualname(cls: type) -> str:
+    return f'{cls.__module__}.{cls.__qualname__}'
+
+
+def is_supported_attention(module: nn.Module) -> bool:
+    """Whether ``module``'s attention matmuls can be fake-quantized."""
+    return is_quantized_attention(module) or \
+        _qualname(type(module)) in SUPPORTED_ATTENTION
+
+
+def is_quantized_attention(module: nn.Module) -> bool:
+    """Whether ``module`` is an attention module with quantized matmuls."""
+    return isinstance(module, (QuantAttentionMixin, QuantMHAMixin))
+
+
+class _MatmulQuantMode(TorchFunctionMode):
+    """Fake-quantizes the operands of the attention products of one
+    forward call."""
+
+    def __init__(self, quantizers: nn.ModuleDict) -> None:
+        super().__init__()
+        self.quantizers = quantizers
+        self.calls = 0
+
+    def _product(self, a: Tensor, b: Tensor, transposed_b: bool):
+        first = self.calls == 0
+        self.calls += 1
+        if self.calls > 2:
+            raise RuntimeError(
+                'attention quantization expected two matmuls per forward '
+                '(q·kᵀ, then attn·v) but saw a third; this attention '
+                'module is not supported, exclude it (quant_attention '
+                'exclude patterns)')
+        qa, qb = ('q', 'k') if first else ('p', 'v')
+        return self.quantizers[qa](a), self.quantizers[qb](b)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _PRODUCTS:
+            a, b = self._product(args[0], args[1], False)
+            return func(a, b, *args[2:], **kwargs)
+        if func is torch.baddbmm:
+            a, b = self._product(args[1], args[2], False)
+            return func(args[0], a, b, *args[3:], **kwargs)
+        if func is F.scaled_dot_product_attention:
+            return self._sdpa(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    def _sdpa(self, query: Tensor, key: Tensor, value: Tensor,
+              attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0,
+              is_causal: bool = False, scale: Optional[float] = None,
+              enable_gqa: bool = False) -> Tensor:
+        """``F.scaled_dot_product_attention`` written out so that its two
+        products are quantized (grouped-query attention is not)."""
+        if enable_gqa:
+            raise RuntimeError('attention quantization does not support '
+                               'enable_gqa=True')
+        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+        q, k = self._product(query * scale, key, True)
+        scores = q @ k.transpose(-2, -1)
+        length, source = query.shape[-2], key.shape[-2]
+        if is_causal:
+            keep = torch.ones(length, source, dtype=torch.bool,
+                              device=query.device).tril()
+            scores = scores.masked_fill(~keep, float('-inf'))
+        if attn_mask is not None:
+            if attn_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attn_mask, float('-inf'))
+            else:
+                scores = scores + attn_mask
+        probs = scores.softmax(dim=-1)
+        if dropout_p > 0.0:
+            probs = F.dropout(probs, dropout_p)
+        p, v = self._product(probs, value, False)
+        return p @ v
+
+
+class QuantAttentionMixin:
+    """Runs the original forward with its matmul operands fake-quantized."""
+
+    def forward(self, *args, **kwargs):
+        if all(q.quant_state == 'off'
+               for q in self.matmul_quantizers.values()):
+            return super().forward(*args, **kwargs)
+        with _MatmulQuantMode(self.matmul_quantizers):
+            return super().forward(*args, **kwargs)
+
+
+_dynamic_classes: Dict[type, type] = {}
+
+from .attention_mha import QuantMHAMixin, check_mha_supported  # noqa: E402
+
+
+def quantize_attention(module: nn.Module) -> nn.Module:
+    """Give an attention module fake-quantized matmuls, in place.
+
+    Args:
+        module (nn.Module): An instance of one of ``SUPPORTED_ATTENTION``.
+
+    Returns:
+        nn.Module: The same object, its class swapped for a subclass with
+        the same parameters and a ``matmul_quantizers`` ``ModuleDict``.
+    """
+    if is_quantized_attention(module):
+        return module
+    cls = type(module)
+    if _qualname(cls) not in SUPPORTED_ATTENTION:
+        raise TypeError(
+            f'cannot quantize the matmuls of {cls.__name__}; supported '
+            f'attention classes: {", ".join(SUPPORTED_ATTENTION)}')
+    if cls is nn.MultiheadAttention or issubclass(cls, nn.MultiheadAttention):
+        check_mha_supported(module)
+    if cls not in _dynamic_classes:
+        mixin = QuantMHAMixin if issubclass(cls, nn.MultiheadAttention) \
+            else QuantAttentionMixin
+        _dynamic_classes[cls] = type(f'Quant{cls.__name__}', (mixin, cls),
+                                     {})
+    device = next(module.parameters()).device
+    module.__class__ = _dynamic_classes[cls]
+    module.matmul_quantizers = nn.ModuleDict(
+        {name: TensorQuantizer().to(device) for name in OPERANDS})
+    return module
+
+
+def quant_attention_layers(model: nn.Module) -> Dict[str, nn.Module]:
+    """``{name: module}`` of the attention modules with quantized
+    matmuls."""
+    return {n: m for n, m in model.named_modules()
+            if is_quantized_attention(m)}

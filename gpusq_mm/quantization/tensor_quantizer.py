@@ -1,0 +1,41 @@
+"""A standalone per-tensor fake quantizer for activations that are not the
+input of a Linear/Conv (the operands of the attention matmuls)."""
+import torch
+from torch import Tensor, nn
+
+from .calibrators import subsample
+from .fake_quant import fake_quantize
+
+
+class TensorQuantizer(nn.Module):
+    """Fake-quantizes a tensor with one calibrated range ``amax``.
+
+    States as in :mod:`.quant_layers`: ``'off'`` (identity), ``'calib'``
+    (identity, records the running max of |x| and, for the sample-based
+    calibrators, a subsample) and ``'quant'``.
+
+    Args:
+        num_bits (int): Bit width. Defaults to 8.
+    """
+
+    def __init__(self, num_bits: int = 8) -> None:
+        super().__init__()
+        self.register_buffer('amax', torch.zeros(()))
+        self.num_bits = num_bits
+        self.quant_state = 'off'
+        self.calib_samples = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.quant_state == 'calib':
+            with torch.no_grad():
+                self.amax.copy_(torch.maximum(
+                    self.amax, x.detach().abs().amax().float()))
+            if self.calib_samples is not None:
+                self.calib_samples.append(subsample(x))
+            return x
+        if self.quant_state == 'quant':
+            return fake_quantize(x, self.amax, self.num_bits)
+        return x
+
+    def extra_repr(self) -> str:
+        return f'num_bits={self.num_bits}, state={self.quant_state}'
