@@ -165,15 +165,18 @@ def test_parity_fake_quantized(coco, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('case', ['mask_rcnn_segm', 'retinanet'])
-def test_parity_trained(case, data_cwd, tmp_path, monkeypatch):
-    """10 training iterations, the model's own test_cfg (score_thr 0.05)."""
+@pytest.mark.parametrize('case,post', [
+    ('mask_rcnn_segm', {}), ('retinanet', dict(score_threshold=0.005))])
+def test_parity_trained(case, post, data_cwd, tmp_path, monkeypatch):
+    """10 training iterations, the model's own test_cfg (Mask R-CNN:
+    score_thr 0.05; RetinaNet's focal-loss prior keeps its scores near 0.01
+    that early, so its threshold is lowered to 0.005)."""
     monkeypatch.chdir(data_cwd)
     config, task = CASES[case]
     torch.manual_seed(0)
     runner = train_demo(config, str(tmp_path / 'work'), [], units=5)
     model = runner.model.eval()
-    exporter = make_exporter(config, task)
+    exporter = make_exporter(config, task, **post)
     val = osp.join(data_cwd, 'data/demo/coco/val')
     session = export(exporter, model, f'{val}/000000.jpg',
                      str(tmp_path / 'end2end.onnx'))

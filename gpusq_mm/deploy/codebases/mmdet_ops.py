@@ -12,9 +12,8 @@ operators allow it (box decoding, per-level/per-class NMS via the coordinate
 offset trick of ``mmcv.ops.batched_nms``, RoI level mapping, bilinear mask
 pasting); the differences are documented where they occur.
 """
-from typing import Sequence, Tuple
-
 import math
+from typing import Sequence, Tuple
 
 import torch
 import torchvision
