@@ -183,3 +183,28 @@ def test_parity_trained(case, post, data_cwd, tmp_path, monkeypatch):
     for i in range(2):
         check_parity(exporter, model, session, f'{val}/{i:06d}.jpg',
                      min_dets=5)
+
+
+def test_parity_gpusq_distiller(coco, tmp_path):
+    """The GPUSQ config (MixedKDDistiller): the exporter acts on the student
+    (``architecture``), 2:4-masked here, and finds the data preprocessor
+    under ``model.architecture``."""
+    from mmengine.registry import MODELS, DefaultScope
+
+    from gpusq_mm.sparsity import is_24_sparse, magnitude_mask
+    exporter = make_exporter('mask_rcnn_swin_tiny_gpusq.py',
+                             'InstanceSegmentation', score_threshold=0.0,
+                             keep_top_k=20)
+    assert 'data_preprocessor' not in exporter.model_cfg.model
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        distiller = MODELS.build(copy.deepcopy(exporter.model_cfg.model))
+    distiller.eval()
+    fc = distiller.architecture.roi_head.bbox_head.shared_fcs[0]
+    with torch.no_grad():
+        fc.weight.mul_(magnitude_mask(fc.weight))
+    assert is_24_sparse(fc.weight)
+    session = export(exporter, distiller, f'{coco}/val/000000.jpg',
+                     str(tmp_path / 'gpusq.onnx'))
+    check_parity(exporter, distiller, session, f'{coco}/val/000001.jpg',
+                 min_dets=5)

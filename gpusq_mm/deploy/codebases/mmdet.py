@@ -213,9 +213,8 @@ class MMDetExporter:
         cfg = copy.deepcopy(original)
         for key, value in self.post.items():
             if key == 'iou_threshold' and 'nms' in cfg:
-                cfg.nms.iou_threshold = value
-            elif key in _POST_KEYS and (_POST_KEYS[key] in cfg
-                                        or key == 'keep_top_k'):
+                cfg['nms']['iou_threshold'] = value
+            elif key in _POST_KEYS:
                 cfg[_POST_KEYS[key]] = value
         owner.test_cfg = cfg
         try:
