@@ -208,3 +208,22 @@ def test_parity_gpusq_distiller(coco, tmp_path):
                      str(tmp_path / 'gpusq.onnx'))
     check_parity(exporter, distiller, session, f'{coco}/val/000001.jpg',
                  min_dets=5)
+
+
+@pytest.mark.parametrize('two_stage', [False, True])
+def test_parity_deformable_detr(two_stage, coco, tmp_path):
+    """Deformable DETR (plain, and two-stage with box refinement) from the
+    tiny DINO config: same transformer path, DeformableDETRHead."""
+    exporter = make_exporter('dino_swin_tiny_dense.py', 'ObjectDetection',
+                             keep_top_k=20)
+    model_cfg = exporter.model_cfg.model
+    model_cfg.type = 'DeformableDETR'
+    model_cfg.pop('dn_cfg')
+    model_cfg.bbox_head.type = 'DeformableDETRHead'
+    model_cfg.as_two_stage = model_cfg.with_box_refine = two_stage
+    model = build(exporter)
+    session = export(exporter, model, f'{coco}/val/000000.jpg',
+                     str(tmp_path / 'ddetr.onnx'))
+    for i in range(2):
+        check_parity(exporter, model, session, f'{coco}/val/{i:06d}.jpg',
+                     min_dets=5)
