@@ -8,11 +8,27 @@ Supported (checked by :meth:`MMDetExporter.check_supported`):
   over ``RoIAlign`` and, for instance segmentation, ``FCNMaskHead``
   (Faster/Mask R-CNN, any backbone/neck);
 - one-stage: ``RetinaHead``;
-- DETR family (best effort): ``DINO`` and ``DeformableDETR`` with a sigmoid
-  classifier; boxes only.
+- DETR family (best effort, boxes only): ``DINO`` and ``DeformableDETR``
+  (plain or two-stage/box-refine) with a sigmoid classifier: backbone,
+  neck, deformable encoder/decoder (mmcv's PyTorch deformable attention,
+  ``GridSample``) and mmdet's top-k decoding. Not covered: DETR and
+  Conditional/DAB-DETR (softmax or other heads), DINO's denoising queries
+  (training only), masks.
 
 Boxes use ``DeltaXYWHBBoxCoder`` and plain ``nms``. See
 :mod:`.mmdet_models` for the graph and :mod:`.mmdet_ops` for the operators.
+
+The graph takes one image at the static ``onnx_config.input_shape``
+(zero-padded bottom/right by :meth:`MMDetExporter.load_image`) and returns
+``dets [N, 5]`` (x1, y1, x2, y2, score; input pixels, before rescaling to
+the original image), ``labels [N]`` int64 and, for instance segmentation,
+``masks [N, H, W]`` uint8 at full input resolution (pasted with two
+``MatMul``s of bilinear weights; exactly mmdet's ``grid_sample`` paste;
+memory ``N*H*W`` bytes, 107 MB for 100 masks at 800x1344 — the price of
+returning image masks instead of 28x28 box masks). Boxes are clipped to
+the input (mmdet clips to the unpadded image and the DETR padding mask
+covers the unpadded image): both agree exactly when the resized image fills
+the input, otherwise detections near the padding may differ.
 """
 import copy
 import os.path as osp
@@ -69,7 +85,8 @@ class MMDetExporter:
         class-offset boxes (as mmcv's ``batched_nms``), capped at
         ``keep_top_k``. ``pre_top_k`` caps the candidates of the final NMS;
         mmdet has no such cap, so results differ only when more candidates
-        pass the score threshold.
+        pass the score threshold. ``iou_threshold`` applies to the final
+        NMS; the RPN keeps its own ``test_cfg.rpn``.
 
     Examples:
         >>> exporter = MMDetExporter(model_cfg, deploy_cfg)
@@ -186,7 +203,15 @@ class MMDetExporter:
 
     def export_module(self, model: nn.Module) -> nn.Module:
         """Wrap ``model`` (eval mode) in a traceable module
-        ``forward(inputs) -> (dets, labels[, masks])``."""
+        ``forward(inputs) -> (dets, labels[, masks])``.
+
+        Note:
+            The wrapper calls the model's own ``extract_feat`` and heads, so
+            whatever modules they hold are traced. gpusq_mm's fake-quantized
+            layers trace too, but as float ``Div/Round/Clip/Mul`` (their
+            straight-through ``autograd.Function`` has no ``symbolic``), not
+            ``QuantizeLinear/DequantizeLinear``: convert them to Q/DQ first.
+        """
         model = get_student(model).eval()
         kind = self._kind(model)
         if self.input_hw is None:

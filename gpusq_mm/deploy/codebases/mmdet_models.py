@@ -41,8 +41,8 @@ def _level_candidates(scores: Tensor, deltas: Tensor, priors: Tensor,
     """
     num_classes = scores.shape[1]
     flat = scores.reshape(-1)
-    if 0 < nms_pre < flat.shape[0]:
-        flat, index = topk_sorted(flat, nms_pre)
+    if 0 < nms_pre < flat.shape[0]:  # static: a constant-K TopK
+        flat, index = flat.topk(nms_pre)
     else:
         index = torch.arange(flat.shape[0], device=flat.device)
     prior_index = index // num_classes
