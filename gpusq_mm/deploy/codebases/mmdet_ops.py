@@ -82,9 +82,12 @@ def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor,
     are shifted by ``g * (max coordinate + 1)`` so that boxes of different
     groups never overlap, then one NMS runs on all of them.
 
+    Runs in float32 (class offsets overflow float16: 80 classes x 1344).
+
     Returns:
         Tensor: ``[K]`` indices of the kept boxes, by decreasing score.
     """
+    boxes, scores = boxes.float(), scores.float()
     offsets = groups.to(boxes.dtype) * (boxes.max() + 1)
     return nms(boxes + offsets[:, None], scores, iou_threshold,
                score_threshold, max_output)
