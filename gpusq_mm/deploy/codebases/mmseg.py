@@ -1,0 +1,67 @@
+"""mmseg encoder-decoders (UPerNet Swin, SegFormer) to ONNX: whole-image
+inference, logits resized to the input size, and the label map."""
+from typing import List
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import BaseExporter, UnsupportedModelError, check_part
+
+SEGMENTORS = ('EncoderDecoder', )
+BACKBONES = ('MixVisionTransformer', 'SwinTransformer', 'VisionTransformer')
+DECODE_HEADS = ('SegformerHead', 'UPerHead', 'FCNHead')
+MIN_AGREEMENT = 0.99
+
+
+class _WholeInference(nn.Module):
+    """``encode_decode`` with the resize taken from the input tensor, so
+    the graph also works with dynamic shapes; the auxiliary head (training
+    only) is not exported."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor):
+        head = self.model.decode_head
+        logits = head.forward(self.model.extract_feat(inputs))
+        logits = F.interpolate(logits, size=inputs.shape[2:],
+                               mode='bilinear',
+                               align_corners=head.align_corners)
+        return logits, logits.argmax(dim=1)
+
+
+class MMSegExporter(BaseExporter):
+    """EncoderDecoder to ``seg_logits`` ``(N, C, H, W)`` and
+    ``seg_labels`` ``(N, H, W)``.
+
+    Parity: pixel agreement of the label maps >= 99%.
+    """
+
+    scope = 'mmseg'
+    preprocessor_type = 'SegDataPreProcessor'
+    output_names = ['seg_logits', 'seg_labels']
+
+    def check_supported(self, model: nn.Module) -> None:
+        check_part('mmseg', 'segmentor', model, SEGMENTORS)
+        check_part('mmseg', 'backbone', model.backbone, BACKBONES)
+        check_part('mmseg', 'decode head', model.decode_head, DECODE_HEADS)
+        mode = (model.test_cfg or {}).get('mode', 'whole')
+        if mode != 'whole':
+            raise UnsupportedModelError(
+                f"mmseg exporter: test_cfg.mode={mode!r} is not supported; "
+                "supported: 'whole' (set model.test_cfg = dict(mode='whole'))")
+
+    def export_module(self, model: nn.Module) -> nn.Module:
+        return _WholeInference(model)
+
+    def compare(self, ref_outputs: List[np.ndarray],
+                ort_outputs: List[np.ndarray]) -> dict:
+        ref, got = ref_outputs[1], ort_outputs[1]
+        agreement = float((ref == got).mean())
+        diff = np.abs(ref_outputs[0] - ort_outputs[0])
+        return dict(pixel_agreement=agreement,
+                    max_abs_logit_diff=float(diff.max()),
+                    passed=agreement >= MIN_AGREEMENT)
