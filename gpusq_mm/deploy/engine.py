@@ -92,10 +92,9 @@ def write_build_script(deploy_cfg: Config, work_dir: str) -> str:
 def engine_unavailable_reason() -> str:
     """Why no engine can be built here ('' if TensorRT and CUDA are
     present)."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError as e:
-        return f'tensorrt is not importable ({e})'
+    import importlib.util
+    if importlib.util.find_spec('tensorrt') is None:
+        return 'tensorrt is not importable (not installed)'
     import torch
     if not torch.cuda.is_available():
         return 'no CUDA device'

@@ -29,14 +29,15 @@ class LoadedModel:
         model (nn.Module): The task model in eval mode (fake quantization
             on when the checkpoint holds QAT state).
         gpusq (dict): ``meta['gpusq']`` ({} for a dense checkpoint).
-        sparse_layers (list[str]): Module names the checkpoint calls 2:4.
+        sparse_params (list[str]): Parameter paths the checkpoint calls
+            2:4.
         masks (dict): ``{param name: mask}`` when the checkpoint has them.
         quant_layers (list[str]): Fake-quantized layers restored.
         from_distiller (bool): The checkpoint was a distiller's.
     """
     model: nn.Module
     gpusq: dict
-    sparse_layers: List[str] = field(default_factory=list)
+    sparse_params: List[str] = field(default_factory=list)
     masks: Dict[str, Tensor] = field(default_factory=dict)
     quant_layers: List[str] = field(default_factory=list)
     from_distiller: bool = False
@@ -89,7 +90,7 @@ def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,
     masks = (ckpt.get(SPARSE_KEY) or {}).get('masks') or {}
     return LoadedModel(
         model=model.eval(), gpusq=gpusq,
-        sparse_layers=sorted(p.rpartition('.')[0] for p in params),
+        sparse_params=params,
         masks={k: v.bool() for k, v in masks.items()},
         quant_layers=quant_layers, from_distiller=from_distiller)
 

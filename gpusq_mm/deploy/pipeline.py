@@ -102,7 +102,7 @@ class DeployPipeline:
             from gpusq_mm.quantization import quant_layers
             for layer in quant_layers(model).values():
                 layer.quant_state = 'off'
-        deploy, self.info = build_deploy_model(model, loaded.sparse_layers,
+        deploy, self.info = build_deploy_model(model, loaded.sparse_params,
                                                loaded.masks)
         self.deploy_module = self.exporter.export_module(deploy)
         self.reference = self.exporter.export_module(model)
@@ -170,7 +170,7 @@ class DeployPipeline:
 
     # ----------------------------------------------------------- extras
     def _export_layers(self) -> List[str]:
-        from .qdq import ExportConv2d, ExportLinear
+        from .layers import ExportConv2d, ExportLinear
         return [n.split('.', 1)[1] for n, m in
                 self.deploy_module.named_modules()
                 if isinstance(m, (ExportLinear, ExportConv2d))]

@@ -21,151 +21,16 @@ Tensor quantizers with an ``amax`` buffer and ``quant_state == 'quant'``
 """
 import copy
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gpusq_mm.quantization.quant_layers import _QuantMixin
 from gpusq_mm.sparsity import count_violations
 
-QMIN, QMAX = -128, 127
-WEIGHT_INT8 = 'deploy_weight_int8'
-WEIGHT_FLOAT = 'deploy_weight'
-
-
-class _QDQ(torch.autograd.Function):
-    """Quantize-dequantize with a constant scale; exports as a Q/DQ pair."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
-        q = torch.clamp(torch.round(x / scale), QMIN, QMAX)
-        return (q * scale).to(x.dtype)
-
-    @staticmethod
-    def symbolic(g, x, scale):
-        zero = g.op('Constant', value_t=torch.zeros((), dtype=torch.int8))
-        q = g.op('QuantizeLinear', x, scale, zero)
-        return g.op('DequantizeLinear', q, scale, zero)
-
-
-class _DQ(torch.autograd.Function):
-    """Dequantize an int8 tensor per channel; exports as DequantizeLinear."""
-
-    @staticmethod
-    def forward(ctx, q: Tensor, scale: Tensor, axis: int) -> Tensor:
-        shape = [1] * q.dim()
-        shape[axis] = -1
-        return q.float() * scale.view(shape)
-
-    @staticmethod
-    def symbolic(g, q, scale, axis: int):
-        zero = g.op('Constant',
-                    value_t=torch.zeros(_numel(scale), dtype=torch.int8))
-        return g.op('DequantizeLinear', q, scale, zero, axis_i=axis)
-
-
-def _numel(value) -> int:
-    sizes = value.type().sizes()
-    return int(sizes[0]) if sizes else 1
-
-
-def _scale(amax: Tensor, qmax: int) -> Tensor:
-    return (amax.detach().float() / qmax).clamp_min(
-        torch.finfo(torch.float32).tiny)
-
-
-class QDQTensor(nn.Module):
-    """Per-tensor Q/DQ of its input with a frozen scale.
-
-    Args:
-        amax (Tensor): Scalar range (the value mapped to 127).
-    """
-
-    def __init__(self, amax: Tensor) -> None:
-        super().__init__()
-        self.register_buffer('scale', _scale(amax.reshape(()), 127))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return _QDQ.apply(x, self.scale.to(x.dtype))
-
-
-class _ExportGemm(nn.Module):
-    """Shared part of :class:`ExportLinear` and :class:`ExportConv2d`."""
-
-    weight_axis = 0
-
-    def _setup(self, layer: nn.Module, weight: Tensor,
-               bits: Optional[int]) -> None:
-        """``weight`` in export layout; ``bits`` None keeps it float."""
-        self.input_qdq = None
-        self.bits = bits
-        if bits is None:
-            self.register_buffer(WEIGHT_FLOAT, weight.detach().float())
-        else:
-            qmax = 2**(bits - 1) - 1
-            scale = _scale(layer.weight_amax.flatten(), qmax)
-            shape = [1] * weight.dim()
-            shape[self.weight_axis] = -1
-            q = torch.clamp(torch.round(weight.detach().float() /
-                                        scale.view(shape)), -qmax, qmax)
-            self.register_buffer(WEIGHT_INT8, q.to(torch.int8))
-            self.register_buffer('weight_scale', scale)
-            self.input_qdq = QDQTensor(layer.input_amax)
-        bias = getattr(layer, 'bias', None)
-        self.register_buffer(
-            'bias', None if bias is None else bias.detach().float())
-
-    def export_weight(self) -> Tensor:
-        """The weight the exported GEMM consumes (dequantized if int8)."""
-        if self.bits is None:
-            return getattr(self, WEIGHT_FLOAT)
-        return _DQ.apply(getattr(self, WEIGHT_INT8), self.weight_scale,
-                         self.weight_axis)
-
-    def _input(self, x: Tensor) -> Tensor:
-        return x if self.input_qdq is None else self.input_qdq(x)
-
-
-class ExportLinear(_ExportGemm):
-    """A Linear exported as ``MatMul(x, W^T) + b`` with ``W^T`` stored
-    ``(in, out)`` (per-output-channel DQ on ``axis=1``) and ``b`` shaped
-    ``(1, ..., 1, out)``."""
-
-    weight_axis = 1
-
-    def __init__(self, layer: nn.Linear, bits: Optional[int]) -> None:
-        super().__init__()
-        self._setup(layer, layer.weight.t().contiguous(), bits)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = torch.matmul(self._input(x), self.export_weight())
-        if self.bias is None:
-            return y
-        # a bias of the output's rank keeps ONNX Runtime's MatMul+Add ->
-        # Gemm rewrite (which puts a Reshape between DQ and GEMM) away, so
-        # the Q/DQ MatMul fuses into an integer kernel
-        return y + self.bias.view([1] * (y.dim() - 1) + [-1])
-
-
-class ExportConv2d(_ExportGemm):
-    """A Conv2d exported with a (possibly int8 + DQ) weight initializer."""
-
-    weight_axis = 0
-
-    def __init__(self, layer: nn.Conv2d, bits: Optional[int]) -> None:
-        super().__init__()
-        if layer.padding_mode != 'zeros':
-            raise TypeError(f'cannot export Conv2d with padding_mode='
-                            f'{layer.padding_mode!r}; only zeros padding')
-        self._setup(layer, layer.weight, bits)
-        self.conv_args = dict(stride=layer.stride, padding=layer.padding,
-                              dilation=layer.dilation, groups=layer.groups)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(self._input(x), self.export_weight(), self.bias,
-                        **self.conv_args)
+from .layers import ExportConv2d, ExportLinear, QDQTensor, _ExportGemm
+from .mha import PROJECTIONS, ExportMultiheadAttention
 
 
 @dataclass
@@ -217,58 +82,97 @@ def _bake_masks(model: nn.Module, masks: Dict[str, Tensor],
             info.baked[pname.rpartition('.')[0]] = stray
 
 
+def _sparse_targets(model: nn.Module, sparse_params: List[str]
+                    ) -> Tuple[List[str], List[str]]:
+    """Module names to export with named weights, and the MHA modules to
+    rebuild, for the 2:4 parameters ``sparse_params``."""
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    layers, mhas = [], []
+    for pname in sparse_params:
+        owner, _, attr = pname.rpartition('.')
+        if pname not in params:
+            raise ValueError(f'parameter {pname!r} is called 2:4 by the '
+                             'checkpoint but the model has no such '
+                             'parameter; check the model config')
+        bad = count_violations(params[pname])
+        if bad:
+            raise ValueError(f'parameter {pname!r} is called 2:4 by the '
+                             f'checkpoint but {bad} groups of 4 hold more '
+                             'than 2 non-zeros; the checkpoint is not sparse')
+        mha = owner.rpartition('.')[0] if owner.endswith('out_proj') \
+            else owner
+        if isinstance(modules.get(mha), nn.MultiheadAttention):
+            mhas.append(mha)
+            layers += [f'{mha}.{p}' for p in PROJECTIONS] \
+                if attr == 'in_proj_weight' else [owner]
+        elif attr == 'weight' and isinstance(modules[owner],
+                                             (nn.Linear, nn.Conv2d)):
+            layers.append(owner)
+        else:
+            raise TypeError(
+                f'cannot export the 2:4 parameter {pname!r} of '
+                f'{type(modules[owner]).__name__}; supported: Linear and '
+                'Conv2d weights, nn.MultiheadAttention projections')
+    return sorted(set(layers)), sorted(set(mhas))
+
+
+def _export_layer(module: nn.Module, info: DeployInfo,
+                  name: str) -> nn.Module:
+    quant = isinstance(module, _QuantMixin) and module.quant_state == 'quant'
+    bits = module.weight_bits if quant else None
+    if quant:
+        info.quantized[name] = bits
+    if isinstance(module, nn.Linear):
+        return ExportLinear(module, bits)
+    return ExportConv2d(module, bits)
+
+
 @torch.no_grad()
 def build_deploy_model(model: nn.Module,
-                       sparse_layers: List[str],
+                       sparse_params: List[str],
                        masks: Optional[Dict[str, Tensor]] = None
-                       ) -> (nn.Module, DeployInfo):
+                       ) -> Tuple[nn.Module, DeployInfo]:
     """Copy ``model`` with fake quantization folded into Q/DQ modules.
 
     Args:
         model (nn.Module): The task model (fake-quantized layers in state
             ``'quant'`` after calibration/restoring).
-        sparse_layers (list[str]): Module names the checkpoint calls 2:4.
+        sparse_params (list[str]): Parameter paths the checkpoint calls
+            2:4 (``meta['gpusq']['sparsity']['layers']``).
         masks (dict, optional): ``{param name: bool mask}`` from the
             checkpoint; pruned weights not yet zero are zeroed (recorded
             in ``info.baked``). Defaults to None.
 
     Returns:
-        tuple: The deploy copy (eval mode) and a :class:`DeployInfo`.
+        tuple: The deploy copy (eval mode) and a :class:`DeployInfo` whose
+        ``sparse`` lists exported layer names (an attention's
+        ``in_proj_weight`` becomes its ``q_proj``/``k_proj``/``v_proj``).
 
     Raises:
-        ValueError: A layer called sparse is not exactly 2:4.
+        ValueError: A parameter called sparse is missing or not 2:4.
+        TypeError: A sparse parameter cannot be exported with its name.
     """
     model = copy.deepcopy(model).eval()
     info = DeployInfo()
     if masks:
         _bake_masks(model, masks, info)
-    modules = dict(model.named_modules())
-    for name in sparse_layers:
-        weight = getattr(modules.get(name), 'weight', None)
-        if weight is None:
-            raise ValueError(f'layer {name!r} is called 2:4 by the '
-                             'checkpoint but the model has no such layer')
-        bad = count_violations(weight)
-        if bad:
-            raise ValueError(f'layer {name!r} is called 2:4 by the '
-                             f'checkpoint but {bad} groups of 4 hold more '
-                             'than 2 non-zeros; the checkpoint is not sparse')
-    for name, module in list(modules.items()):
-        quant = isinstance(module, _QuantMixin) and \
-            module.quant_state == 'quant'
-        if isinstance(module, _QuantMixin) and not quant:
+    sparse_layers, mhas = _sparse_targets(model, sparse_params)
+    for name in mhas:
+        mha = model.get_submodule(name)
+        out_proj = _export_layer(mha.out_proj, info, f'{name}.out_proj')
+        _set_module(model, name, ExportMultiheadAttention(mha, out_proj))
+    for name, module in list(model.named_modules()):
+        if isinstance(module, _QuantMixin) and \
+                module.quant_state != 'quant':
             info.float_layers.append(name)
         if is_tensor_quantizer(module):
             _set_module(model, name, QDQTensor(module.amax))
             info.tensor_quantizers.append(name)
-            continue
-        if not quant and name not in sparse_layers:
-            continue
-        bits = module.weight_bits if quant else None
-        export_cls = ExportLinear if isinstance(module, nn.Linear) \
-            else ExportConv2d
-        _set_module(model, name, export_cls(module, bits))
-        if quant:
-            info.quantized[name] = bits
-    info.sparse = sorted(sparse_layers)
+        elif (isinstance(module, _QuantMixin)
+              and module.quant_state == 'quant') or name in sparse_layers:
+            if not isinstance(module, _ExportGemm):
+                _set_module(model, name, _export_layer(module, info, name))
+    info.sparse = sparse_layers
     return model, info
+

@@ -29,7 +29,7 @@ def quick_gpusq(model: nn.Module, calib_inputs: Sequence[Tensor],
             'tensor'.
 
     Returns:
-        tuple: Sparse module names and ``{param name: mask}``.
+        tuple: Sparse parameter paths and ``{param name: mask}``.
     """
     model.eval()
     params = dict(model.named_parameters())
@@ -47,4 +47,4 @@ def quick_gpusq(model: nn.Module, calib_inputs: Sequence[Tensor],
             m(x, mode=forward)
 
     calibrate(model, loop)
-    return sorted(n.rpartition('.')[0] for n in masks), masks
+    return sorted(masks), masks

@@ -5,7 +5,8 @@ from typing import Dict, List
 
 from torch import nn
 
-from .qdq import DeployInfo, ExportConv2d, ExportLinear
+from .layers import ExportConv2d, ExportLinear
+from .qdq import DeployInfo
 
 
 def layer_table(deploy_model: nn.Module, info: DeployInfo,

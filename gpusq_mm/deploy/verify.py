@@ -7,7 +7,7 @@ import torch
 
 from gpusq_mm.sparsity import count_violations
 
-from .qdq import WEIGHT_FLOAT, WEIGHT_INT8
+from .layers import WEIGHT_FLOAT, WEIGHT_INT8
 
 GEMMS = ('MatMul', 'Gemm', 'Conv')
 

@@ -3,7 +3,6 @@ inference, logits resized to the input size, and the label map."""
 from typing import List
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
