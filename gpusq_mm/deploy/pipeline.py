@@ -14,7 +14,7 @@ from .engine import build_engine, engine_unavailable_reason
 from .engine import write_build_script
 from .exporter import export_onnx, run_ort, run_torch
 from .loader import load_deploy_model
-from .qdq import build_deploy_model
+from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
 from .verify import verify_qdq, verify_sparse, weight_facts
 
@@ -116,6 +116,8 @@ class DeployPipeline:
         import onnx
         onnx_cfg = self.deploy_cfg.onnx_config
         self.inputs, self.meta = self.exporter.load_image(self.img)
+        self.report['deploy']['not_deployed'] = keep_used_layers(
+            self.deploy_module, self.inputs, self.info)
         opset = int(onnx_cfg.get('opset_version', 17))
         if self.precision == 'fp16' and self.info.quantized:
             opset = max(opset, 19)
@@ -171,9 +173,11 @@ class DeployPipeline:
     # ----------------------------------------------------------- extras
     def _export_layers(self) -> List[str]:
         from .layers import ExportConv2d, ExportLinear
-        return [n.split('.', 1)[1] for n, m in
-                self.deploy_module.named_modules()
-                if isinstance(m, (ExportLinear, ExportConv2d))]
+        unused = set(self.report['deploy']['not_deployed'])
+        names = [n.split('.', 1)[1] for n, m in
+                 self.deploy_module.named_modules()
+                 if isinstance(m, (ExportLinear, ExportConv2d))]
+        return [n for n in names if n not in unused]
 
     def save_outputs(self) -> str:
         """``--show``: save both outputs to ``outputs.npz``."""

@@ -176,3 +176,30 @@ def build_deploy_model(model: nn.Module,
     info.sparse = sparse_layers
     return model, info
 
+
+
+@torch.no_grad()
+def keep_used_layers(module: nn.Module, inputs: Tensor, info: DeployInfo,
+                     prefix: str = 'model.') -> List[str]:
+    """Drop from ``info`` the layers a forward pass of ``module`` never
+    runs (training-only parts such as mmseg's auxiliary head), so the
+    report and the checks cover exactly the deployed graph.
+
+    Returns:
+        list[str]: The layers dropped.
+    """
+    used, handles = set(), []
+    for name, layer in module.named_modules():
+        if isinstance(layer, _ExportGemm):
+            key = name[len(prefix):] if name.startswith(prefix) else name
+            handles.append(layer.register_forward_hook(
+                lambda *_, key=key: used.add(key)))
+    try:
+        module.eval()(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    unused = sorted((set(info.sparse) | set(info.quantized)) - used)
+    info.sparse = [n for n in info.sparse if n in used]
+    info.quantized = {n: b for n, b in info.quantized.items() if n in used}
+    return unused

@@ -11,13 +11,17 @@ from .qdq import DeployInfo
 
 def layer_table(deploy_model: nn.Module, info: DeployInfo,
                 sparse_facts: Dict[str, dict]) -> List[dict]:
-    """One row per exported GEMM/conv layer: shape, sparsity, precision."""
+    """One row per deployed GEMM/conv layer (those in ``sparse_facts``,
+    see :func:`gpusq_mm.deploy.verify.weight_facts`): shape, sparsity,
+    precision."""
     rows = []
     for name, module in deploy_model.named_modules():
         if not isinstance(module, (ExportLinear, ExportConv2d)):
             continue
         layer = name.split('.', 1)[1] if name.startswith('model.') else name
-        facts = sparse_facts.get(layer, {})
+        if layer not in sparse_facts:
+            continue  # not in the deployed graph (e.g. auxiliary heads)
+        facts = sparse_facts[layer]
         scale = getattr(module, 'input_qdq', None)
         rows.append(dict(
             layer=layer,

@@ -208,3 +208,52 @@ def test_mmdet_exporter_import_error_is_clear(monkeypatch):
     with pytest.raises(ValueError, match='not supported'):
         build_exporter(Config(), Config(dict(codebase_config=dict(
             type='mmocr'))))
+
+
+def _one_shot_gpusq_checkpoint(model_cfg: Config, scope: str, img: str,
+                               path: str, deploy_cfg: Config) -> None:
+    """A checkpoint in the GPUSQ format (what the hooks write) from one-shot
+    2:4 masks and calibration on ``img``."""
+    from gpusq_mm.deploy.loader import build_task_model
+    from gpusq_mm.deploy.quick import quick_gpusq
+    torch.manual_seed(0)
+    model = build_task_model(model_cfg, scope)
+    inputs, _ = build_exporter(model_cfg, deploy_cfg).load_image(img)
+    sparse, masks = quick_gpusq(model, [inputs])
+    from gpusq_mm.quantization import quant_layers
+    layers = sorted(quant_layers(model))
+    torch.save(dict(
+        state_dict=model.state_dict(),
+        meta=dict(gpusq=dict(
+            phase='Q', sparsity=dict(pattern='2:4', method='magnitude',
+                                     complete=True, layers=sparse),
+            quant=dict(scheme='int8', calibrator='max', layers=layers))),
+        gpusq_sparse24=dict(method='magnitude', frozen=False, masks=masks,
+                            started_at=0),
+        gpusq_qat=dict(layers=layers, weight_bits=8, calibrator='max')),
+        path)
+
+
+def test_upernet_swin_static(seg_img, tmp_path):
+    """UPerNet Swin: pyramid pooling exported with constant bins (static
+    shapes); the auxiliary head is not deployed and not reported."""
+    deploy_cfg = Config.fromfile(osp.join(
+        DEPLOY, 'segmentation', 'segmentation_onnxruntime_int8_static.py'))
+    model_cfg = Config.fromfile(demo_config('upernet_swin_tiny_dense.py'))
+    ckpt = str(tmp_path / 'upernet.pth')
+    _one_shot_gpusq_checkpoint(model_cfg, 'mmseg', seg_img, ckpt, deploy_cfg)
+    report = DeployPipeline(deploy_cfg, model_cfg, ckpt, seg_img,
+                            str(tmp_path / 'out')).run()
+    assert report['deploy']['not_deployed'] == [
+        'auxiliary_head.convs.0.conv']
+    assert report['parity']['pixel_agreement'] >= 0.99
+    rows = report['layers']
+    assert report['qdq_pairs'] == sum(bool(r['weight_bits']) for r in rows)
+    assert sum(r['sparse_24'] for r in rows) >= 30
+    ops = {n.op_type for n in onnx.load(report['onnx']).graph.node}
+    assert 'GlobalAveragePool' in ops or 'ReduceMean' in ops
+    # dynamic H/W cannot carry the pooling bins: a clear error
+    dynamic = Config.fromfile(SEG_ORT)
+    with pytest.raises(UnsupportedModelError, match='UPerHead.*static'):
+        DeployPipeline(dynamic, model_cfg, ckpt, seg_img,
+                       str(tmp_path / 'dyn')).run()

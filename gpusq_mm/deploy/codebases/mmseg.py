@@ -6,6 +6,7 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..rewrites import replace_adaptive_pools
 from .base import BaseExporter, UnsupportedModelError, check_part
 
 SEGMENTORS = ('EncoderDecoder', )
@@ -47,6 +48,16 @@ class MMSegExporter(BaseExporter):
         check_part('mmseg', 'segmentor', model, SEGMENTORS)
         check_part('mmseg', 'backbone', model.backbone, BACKBONES)
         check_part('mmseg', 'decode head', model.decode_head, DECODE_HEADS)
+        axes = (self.deploy_cfg.onnx_config.get('dynamic_axes') or {}).get(
+            'input', {})
+        if type(model.decode_head).__name__ == 'UPerHead' and (
+                2 in axes or 3 in axes):
+            raise UnsupportedModelError(
+                'mmseg exporter: UPerHead (its pyramid pooling, '
+                'AdaptiveAvgPool2d) is exported with constant bins, which '
+                'needs static height and width; supported: a deploy config without dynamic H/W, e.g. '
+                'segmentation_onnxruntime_int8_static.py or '
+                'segmentation_tensorrt-int8-sparse_static-512x512.py')
         mode = (model.test_cfg or {}).get('mode', 'whole')
         if mode != 'whole':
             raise UnsupportedModelError(
@@ -54,6 +65,7 @@ class MMSegExporter(BaseExporter):
                 "supported: 'whole' (set model.test_cfg = dict(mode='whole'))")
 
     def export_module(self, model: nn.Module) -> nn.Module:
+        replace_adaptive_pools(model)  # UPerNet's pyramid pooling
         return _WholeInference(model)
 
     def compare(self, ref_outputs: List[np.ndarray],
