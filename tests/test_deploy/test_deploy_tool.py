@@ -61,9 +61,18 @@ def test_deit_int8_onnx(deit_gpusq_ckpt, cls_img, tmp_path):
 
 
 def test_segformer_int8_onnx(segformer_gpusq_ckpt, seg_img, tmp_path):
-    report = _pipeline(SEG_ORT, 'segformer_tiny_gpusq.py',
-                       segformer_gpusq_ckpt, seg_img, tmp_path).run()
+    pipe = _pipeline(SEG_ORT, 'segformer_tiny_gpusq.py',
+                     segformer_gpusq_ckpt, seg_img, tmp_path)
+    report = pipe.run()
     onnx.checker.check_model(report['onnx'], full_check=True)
+    # dynamic batch, height and width
+    from gpusq_mm.deploy.exporter import run_ort, run_torch
+    x = torch.nn.functional.interpolate(pipe.inputs, size=(48, 80),
+                                        mode='bilinear').repeat(2, 1, 1, 1)
+    got = run_ort(report['onnx'], x)
+    assert got[0].shape == (2, 4, 48, 80) and got[1].shape == (2, 48, 80)
+    assert pipe.exporter.compare(run_torch(pipe.reference, x),
+                                 got)['pixel_agreement'] >= 0.99
     rows = report['layers']
     assert report['qdq_pairs'] == sum(bool(r['weight_bits']) for r in rows)
     assert report['qdq_pairs'] >= 30
