@@ -50,14 +50,12 @@ def trtexec_args(deploy_cfg: Config, onnx_file: str = 'end2end.onnx',
     if workspace:
         args.append(f'--memPoolSize=workspace:{int(workspace) >> 20}M')
     shapes = input_shapes(deploy_cfg)
-    dynamic = any(s['min_shape'] != s['max_shape'] for s in shapes.values())
-    for flag, key in (('min', 'min_shape'), ('opt', 'opt_shape'),
-                      ('max', 'max_shape')):
-        if dynamic:
-            spec = ','.join(f'{n}:{_shape(s[key])}'
+    if any(s['min_shape'] != s['max_shape'] for s in shapes.values()):
+        for flag in ('min', 'opt', 'max'):
+            spec = ','.join(f'{n}:{_shape(s[flag + "_shape"])}'
                             for n, s in shapes.items())
             args.append(f'--{flag}Shapes={spec}')
-    if shapes and not dynamic:
+    elif shapes:
         spec = ','.join(f'{n}:{_shape(s["opt_shape"])}'
                         for n, s in shapes.items())
         args.append(f'--shapes={spec}')

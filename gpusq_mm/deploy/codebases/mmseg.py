@@ -55,7 +55,8 @@ class MMSegExporter(BaseExporter):
             raise UnsupportedModelError(
                 'mmseg exporter: UPerHead (its pyramid pooling, '
                 'AdaptiveAvgPool2d) is exported with constant bins, which '
-                'needs static height and width; supported: a deploy config without dynamic H/W, e.g. '
+                'needs static height and width; supported: a deploy config '
+                'without dynamic H/W, e.g. '
                 'segmentation_onnxruntime_int8_static.py or '
                 'segmentation_tensorrt-int8-sparse_static-512x512.py')
         mode = (model.test_cfg or {}).get('mode', 'whole')
