@@ -10,8 +10,8 @@ import numpy as np
 from mmengine.config import Config
 
 from .codebases import build_exporter
-from .engine import build_engine, engine_unavailable_reason
-from .engine import write_build_script
+from .engine import (build_engine, engine_unavailable_reason, input_shapes,
+                     write_build_script)
 from .exporter import export_onnx, run_ort, run_torch
 from .loader import load_deploy_model
 from .qdq import build_deploy_model, keep_used_layers
@@ -118,6 +118,7 @@ class DeployPipeline:
         self.inputs, self.meta = self.exporter.load_image(self.img)
         self.report['deploy']['not_deployed'] = keep_used_layers(
             self.deploy_module, self.inputs, self.info)
+        self._check_static_shape(list(self.inputs.shape))
         opset = int(onnx_cfg.get('opset_version', 17))
         if self.precision == 'fp16' and self.info.quantized:
             opset = max(opset, 19)
@@ -171,6 +172,18 @@ class DeployPipeline:
         write_report(self.work_dir, self.report)
 
     # ----------------------------------------------------------- extras
+    def _check_static_shape(self, shape: List[int]) -> None:
+        """A static export must have the shape the engine is built for."""
+        dynamic = (self.deploy_cfg.onnx_config.get('dynamic_axes')
+                   or {}).get('input')
+        for name, spec in input_shapes(self.deploy_cfg).items():
+            if not dynamic and list(spec['opt_shape']) != shape:
+                raise ValueError(
+                    f'backend_config.model_inputs gives {name} the shape '
+                    f"{list(spec['opt_shape'])} but the static ONNX input is "
+                    f'{shape}; make onnx_config.input_shape ([W, H]) and '
+                    'model_inputs agree, or add dynamic_axes')
+
     def _export_layers(self) -> List[str]:
         from .layers import ExportConv2d, ExportLinear
         unused = set(self.report['deploy']['not_deployed'])
