@@ -76,7 +76,9 @@ def write_build_script(deploy_cfg: Config, work_dir: str) -> str:
     text = ('#!/usr/bin/env bash\n'
             '# Strongly typed TensorRT INT8 build with 2:4 sparse weights.\n'
             '# Precision comes from the Q/DQ and FP16 tensors in the ONNX;\n'
-            '# no --int8/--fp16 flags. Run on the target (e.g. Jetson Orin).\n'
+            '# no --int8/--fp16 flags. Run on the target (e.g. Jetson Orin);\n'
+            '# gpusq_mm.deploy.engine.engine_facts_from_dir(DIR) then lists\n'
+            '# the INT8 layers and those that picked sparse kernels.\n'
             'set -euo pipefail\n'
             'cd "$(dirname "$0")"\n'
             f'{cmd} \\\n    2>&1 | tee build_engine.log\n')
@@ -166,10 +168,42 @@ def build_engine(onnx_path: str, engine_path: str,
     engine = trt.Runtime(logger).deserialize_cuda_engine(blob)
     info = json.loads(engine.create_engine_inspector().get_engine_information(
         trt.LayerInformationFormat.JSON))
-    layers = info.get('Layers', [])
-    int8 = [lay.get('Name', '') for lay in layers
-            if 'Int8' in json.dumps(lay.get('Outputs', ''))]
+    facts = engine_facts(info, logger.lines)
     return dict(size_bytes=osp.getsize(engine_path),
-                tensorrt=trt.__version__, num_layers=len(layers),
-                int8_layers=int8, sparsity=sparse_layers_from_log(
-                    logger.lines))
+                tensorrt=trt.__version__, **facts)
+
+
+def engine_facts(layer_info: dict, log_lines: List[str]) -> dict:
+    """Summarise TensorRT's per-layer JSON and build log.
+
+    Args:
+        layer_info (dict): The engine inspector's JSON (what
+            ``trtexec --exportLayerInfo`` writes with detailed profiling).
+        log_lines (list[str]): The (verbose) build log.
+
+    Returns:
+        dict: ``num_layers``, ``int8_layers`` (layers with an Int8 input or
+        output), ``sparse_tactic_layers`` (tactic name mentions sparse) and
+        ``sparsity`` (the ``(Sparsity)`` log lines: eligible / picked).
+    """
+    layers = [lay for lay in layer_info.get('Layers', [])
+              if isinstance(lay, dict)]
+    int8 = [lay.get('Name', '') for lay in layers
+            if 'Int8' in json.dumps([lay.get('Inputs', ''),
+                                     lay.get('Outputs', '')])]
+    sparse = [lay.get('Name', '') for lay in layers
+              if 'sparse' in str(lay.get('TacticName', '')).lower()]
+    return dict(num_layers=len(layers), int8_layers=int8,
+                sparse_tactic_layers=sparse,
+                sparsity=sparse_layers_from_log(log_lines))
+
+
+def engine_facts_from_dir(work_dir: str) -> dict:
+    """:func:`engine_facts` of the files ``build_engine.sh`` leaves in
+    ``work_dir`` (``layer_info.json``, ``build_engine.log``), e.g. after
+    running it on a Jetson Orin."""
+    with open(osp.join(work_dir, 'layer_info.json')) as f:
+        info = json.load(f)
+    with open(osp.join(work_dir, 'build_engine.log')) as f:
+        lines = f.read().splitlines()
+    return engine_facts(info, lines)

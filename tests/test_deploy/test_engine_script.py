@@ -1,6 +1,7 @@
 """build_engine.sh (strongly typed, sparse, the configured shapes) and the
 TensorRT log parsing; the deploy configs themselves."""
 import glob
+import json
 import os
 import os.path as osp
 
@@ -103,3 +104,27 @@ def test_deploy_config(leaf):
         assert backend.model_inputs[0].input_shapes.input.min_shape
     else:
         assert cfg.gpusq_config.precision == 'fp32'
+
+
+def test_engine_facts_from_trtexec_outputs(tmp_path):
+    from gpusq_mm.deploy.engine import engine_facts_from_dir
+    layer_info = dict(Layers=[
+        dict(Name='/fc1/MatMul', LayerType='CaskGemm',
+             Inputs=[dict(Name='x', **{'Format/Datatype': 'Row major Int8'})],
+             Outputs=[dict(Name='y', **{'Format/Datatype': 'Half'})],
+             TacticName='sm80_xmma_sparse_gemm_i8i8_f16'),
+        dict(Name='/norm/LayerNorm', LayerType='Norm',
+             Inputs=[dict(Name='y', **{'Format/Datatype': 'Half'})],
+             Outputs=[dict(Name='z', **{'Format/Datatype': 'Half'})],
+             TacticName='layernorm_kernel'),
+    ], Bindings=['input', 'logits'])
+    (tmp_path / 'layer_info.json').write_text(json.dumps(layer_info))
+    (tmp_path / 'build_engine.log').write_text(
+        '[I] [TRT] (Sparsity) Layers eligible for sparse math: /fc1/MatMul\n'
+        '[I] [TRT] (Sparsity) TRT inference plan picked sparse '
+        'implementation for layers: /fc1/MatMul\n')
+    facts = engine_facts_from_dir(str(tmp_path))
+    assert facts['num_layers'] == 2
+    assert facts['int8_layers'] == ['/fc1/MatMul']
+    assert facts['sparse_tactic_layers'] == ['/fc1/MatMul']
+    assert facts['sparsity']['picked'] == ['/fc1/MatMul']
