@@ -72,9 +72,12 @@ def write_build_script(deploy_cfg: Config, work_dir: str) -> str:
     (``build_engine.log``, where TensorRT names the layers that picked
     sparse implementations) and the per-layer JSON.
     """
-    cmd = ' \\\n    '.join(shlex.quote(a) for a in trtexec_args(deploy_cfg))
+    args = trtexec_args(deploy_cfg)
+    cmd = ' \\\n    '.join(shlex.quote(a) for a in args)
+    what = 'with 2:4 sparse weights' if '--sparsity=enable' in args \
+        else 'with dense math'
     text = ('#!/usr/bin/env bash\n'
-            '# Strongly typed TensorRT INT8 build with 2:4 sparse weights.\n'
+            f'# Strongly typed TensorRT build {what}.\n'
             '# Precision comes from the Q/DQ and FP16 tensors in the ONNX;\n'
             '# no --int8/--fp16 flags. Run on the target (e.g. Jetson Orin);\n'
             '# gpusq_mm.deploy.engine.engine_facts_from_dir(DIR) then lists\n'
