@@ -116,8 +116,10 @@ class DeployPipeline:
         import onnx
         onnx_cfg = self.deploy_cfg.onnx_config
         self.inputs, self.meta = self.exporter.load_image(self.img)
-        self.report['deploy']['not_deployed'] = keep_used_layers(
-            self.deploy_module, self.inputs, self.info)
+        self.report['deploy'].update(
+            not_deployed=keep_used_layers(self.deploy_module, self.inputs,
+                                          self.info),
+            quantized=len(self.info.quantized), sparse=len(self.info.sparse))
         self._check_static_shape(list(self.inputs.shape))
         opset = int(onnx_cfg.get('opset_version', 17))
         if self.precision == 'fp16' and self.info.quantized:

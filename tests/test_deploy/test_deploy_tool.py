@@ -260,6 +260,8 @@ def test_upernet_swin_static(seg_img, tmp_path):
                             str(tmp_path / 'out')).run()
     assert report['deploy']['not_deployed'] == [
         'auxiliary_head.convs.0.conv']
+    assert report['deploy']['sparse'] == sum(r['sparse_24']
+                                             for r in report['layers'])
     assert report['parity']['pixel_agreement'] >= 0.99
     rows = report['layers']
     assert report['qdq_pairs'] == sum(bool(r['weight_bits']) for r in rows)
