@@ -1,0 +1,2 @@
+_base_ = ['../onnx_config.py']
+backend_config = dict(type='onnxruntime')

@@ -1,0 +1,1 @@
+codebase_config = dict(type='mmdet', task='ObjectDetection')

@@ -1,0 +1,1 @@
+codebase_config = dict(type='mmpretrain', task='Classification')

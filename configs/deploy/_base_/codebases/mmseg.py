@@ -1,0 +1,1 @@
+codebase_config = dict(type='mmseg', task='Segmentation', with_argmax=True)

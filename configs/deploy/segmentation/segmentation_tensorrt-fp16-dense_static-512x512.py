@@ -1,0 +1,6 @@
+# Dense FP16 engine of the same model (the latency reference): no Q/DQ,
+# FP16 tensors, strongly typed, dense math.
+_base_ = ['./segmentation_tensorrt-int8-sparse_static-512x512.py']
+backend_config = dict(
+    common_config=dict(explicit_int8=False, sparse_weights=False))
+gpusq_config = dict(quantize=False, precision='fp16')

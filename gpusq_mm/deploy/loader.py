@@ -1,0 +1,113 @@
+"""Load a GPUSQ (or, on request, plain) checkpoint into the task model."""
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import torch
+from mmengine.config import Config
+from torch import Tensor, nn
+
+from gpusq_mm.engine.restore import restore_quant_structure
+from gpusq_mm.quantization import enable_quant
+from gpusq_mm.utils import load_checkpoint_file
+from gpusq_mm.utils.convert import STUDENT_PREFIX, distiller_to_student
+
+from .codebases.base import task_model_dict
+
+SPARSE_KEY = 'gpusq_sparse24'
+QUANT_BUFFERS = ('input_amax', 'weight_amax')
+
+
+class NotGPUSQCheckpointError(ValueError):
+    """The checkpoint has no ``meta['gpusq']``."""
+
+
+@dataclass
+class LoadedModel:
+    """The task model and the GPUSQ state of its checkpoint.
+
+    Attributes:
+        model (nn.Module): The task model in eval mode (fake quantization
+            on when the checkpoint holds QAT state).
+        gpusq (dict): ``meta['gpusq']`` ({} for a dense checkpoint).
+        sparse_params (list[str]): Parameter paths the checkpoint calls
+            2:4.
+        masks (dict): ``{param name: mask}`` when the checkpoint has them.
+        quant_layers (list[str]): Fake-quantized layers restored.
+        from_distiller (bool): The checkpoint was a distiller's.
+    """
+    model: nn.Module
+    gpusq: dict
+    sparse_params: List[str] = field(default_factory=list)
+    masks: Dict[str, Tensor] = field(default_factory=dict)
+    quant_layers: List[str] = field(default_factory=list)
+    from_distiller: bool = False
+
+
+def build_task_model(model_cfg: Config, scope: str) -> nn.Module:
+    """Build the task model (the student of a distiller config) on CPU."""
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(
+            model_cfg.get('default_scope', scope)):
+        return MODELS.build(task_model_dict(model_cfg)).eval()
+
+
+def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,
+                      dense: bool = False) -> LoadedModel:
+    """Build the task model and load ``checkpoint`` into it.
+
+    The quantizer structure is rebuilt before the weights load
+    (:func:`gpusq_mm.engine.restore.restore_quant_structure`); a
+    ``MixedKDDistiller`` checkpoint contributes its student only.
+
+    Args:
+        model_cfg (Config): Task or GPUSQ model config.
+        checkpoint (str): Checkpoint path (read-only here).
+        scope (str): Default registry scope of the codebase.
+        dense (bool): Accept a checkpoint without ``meta['gpusq']`` and
+            export without quantization. Defaults to False.
+
+    Raises:
+        NotGPUSQCheckpointError: No ``meta['gpusq']`` and not ``dense``.
+        ValueError: The weights do not fit the model.
+    """
+    ckpt = load_checkpoint_file(checkpoint)
+    gpusq = dict((ckpt.get('meta') or {}).get('gpusq') or {})
+    if not gpusq and not dense:
+        raise NotGPUSQCheckpointError(
+            f"checkpoint {checkpoint!r} has no meta['gpusq']: it was not "
+            'written by the GPUSQ hooks. Deploy a GPUSQ checkpoint, or pass '
+            '--dense to export it as a dense model')
+    state = ckpt.get('state_dict', ckpt)
+    from_distiller = any(k.startswith(STUDENT_PREFIX) for k in state)
+    if from_distiller:
+        ckpt = distiller_to_student(ckpt)
+    model = build_task_model(model_cfg, scope)
+    quant_layers = [] if dense else restore_quant_structure(model, ckpt)
+    _load_weights(model, ckpt['state_dict'], checkpoint)
+    if quant_layers:
+        enable_quant(model)
+    params = sorted((gpusq.get('sparsity') or {}).get('layers') or [])
+    masks = (ckpt.get(SPARSE_KEY) or {}).get('masks') or {}
+    return LoadedModel(
+        model=model.eval(), gpusq=gpusq,
+        sparse_params=params,
+        masks={k: v.bool() for k, v in masks.items()},
+        quant_layers=quant_layers, from_distiller=from_distiller)
+
+
+def _load_weights(model: nn.Module, state: dict, path: str) -> None:
+    own = model.state_dict()
+    state = {k: v for k, v in state.items()
+             if k in own or not k.endswith(QUANT_BUFFERS)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f'checkpoint {path!r} does not fit the model: missing '
+            f'{missing[:5]}, unexpected {unexpected[:5]}; check that the '
+            'model config is the one the checkpoint was trained with')
+    with torch.no_grad():
+        for tensor in own.values():
+            if tensor.is_floating_point() and not torch.isfinite(
+                    tensor).all():
+                raise ValueError(f'checkpoint {path!r} holds NaN/inf '
+                                 'weights')

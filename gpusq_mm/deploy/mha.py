@@ -1,0 +1,79 @@
+"""``nn.MultiheadAttention`` rebuilt from export Linears.
+
+PyTorch's module keeps the q/k/v projections in one ``in_proj_weight``
+parameter, which the ONNX exporter slices and transposes into anonymous
+constants. Splitting it into three :class:`ExportLinear` layers (row
+slices keep the 2:4 groups, which run along the input channels) gives every
+projection a named weight initializer the verify step can check, and the
+same graph shape as the other attention modules.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .layers import ExportLinear
+
+PROJECTIONS = ('q_proj', 'k_proj', 'v_proj')
+
+
+def check_exportable(mha: nn.MultiheadAttention) -> None:
+    """Raise ``TypeError`` for the variants this module does not cover."""
+    if not mha._qkv_same_embed_dim or mha.bias_k is not None or \
+            mha.add_zero_attn:
+        raise TypeError('cannot export nn.MultiheadAttention with kdim/vdim '
+                        '!= embed_dim, add_bias_kv or add_zero_attn; only '
+                        'the standard projection layout is supported')
+
+
+class ExportMultiheadAttention(nn.Module):
+    """Eval-mode ``nn.MultiheadAttention`` with separate projections.
+
+    Args:
+        mha (nn.MultiheadAttention): The module to replace.
+        out_proj (nn.Module): The exported output projection.
+    """
+
+    def __init__(self, mha: nn.MultiheadAttention,
+                 out_proj: nn.Module) -> None:
+        super().__init__()
+        check_exportable(mha)
+        dim = mha.embed_dim
+        weights = mha.in_proj_weight.detach().split(dim)
+        biases = [None] * 3 if mha.in_proj_bias is None else \
+            mha.in_proj_bias.detach().split(dim)
+        for name, weight, bias in zip(PROJECTIONS, weights, biases):
+            linear = nn.Linear(dim, dim, bias=bias is not None)
+            linear.weight.data.copy_(weight)
+            if bias is not None:
+                linear.bias.data.copy_(bias)
+            setattr(self, name, ExportLinear(linear, None))
+        self.out_proj = out_proj
+        self.num_heads = mha.num_heads
+        self.batch_first = mha.batch_first
+        self.scale = 1.0 / math.sqrt(dim // mha.num_heads)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        return x.reshape(b, -1, self.num_heads,
+                         x.shape[-1] // self.num_heads).transpose(1, 2)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor,
+                key_padding_mask: Optional[Tensor] = None,
+                need_weights: bool = True,
+                attn_mask: Optional[Tensor] = None,
+                **kwargs) -> Tuple[Tensor, None]:
+        if key_padding_mask is not None or attn_mask is not None:
+            raise TypeError('attention masks are not supported in export')
+        if not self.batch_first:
+            query, key, value = (t.transpose(0, 1)
+                                 for t in (query, key, value))
+        q = self._heads(self.q_proj(query))
+        k = self._heads(self.k_proj(key))
+        v = self._heads(self.v_proj(value))
+        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) *
+                             self.scale, dim=-1)
+        out = torch.matmul(attn, v).transpose(1, 2)
+        out = self.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
+        return (out if self.batch_first else out.transpose(0, 1)), None

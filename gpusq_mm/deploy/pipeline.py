@@ -1,0 +1,203 @@
+"""The named steps of ``tools/deploy.py``; each adds its facts to
+``self.report``."""
+import logging
+import os
+import os.path as osp
+import time
+from typing import Callable, List, Optional
+
+import numpy as np
+from mmengine.config import Config
+
+from .codebases import build_exporter
+from .engine import (build_engine, engine_unavailable_reason, input_shapes,
+                     write_build_script)
+from .exporter import export_onnx, run_ort, run_torch
+from .loader import load_deploy_model
+from .qdq import build_deploy_model, keep_used_layers
+from .report import layer_table, sizes, write_report
+from .verify import verify_qdq, verify_sparse, weight_facts
+
+logger = logging.getLogger('gpusq_mm.deploy')
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime's outputs do not match the PyTorch model's."""
+
+
+class DeployPipeline:
+    """Checkpoint -> ``end2end.onnx`` -> checks -> engine script/engine.
+
+    Args:
+        deploy_cfg (Config): Deploy config (``onnx_config``,
+            ``codebase_config``, ``backend_config``, ``gpusq_config``).
+        model_cfg (Config): Task or GPUSQ model config.
+        checkpoint (str): Checkpoint to deploy (never modified).
+        img (str): Image used for tracing and the parity check.
+        work_dir (str): Output directory.
+        test_img (str, optional): Image for the parity check instead of
+            ``img``. Defaults to None.
+        dense (bool): Accept a plain checkpoint and export without Q/DQ.
+            Defaults to False.
+        precision (str, optional): 'fp32' or 'fp16'; overrides
+            ``gpusq_config.precision``. Defaults to None.
+        device (str): Device of the PyTorch reference. Defaults to 'cpu'.
+    """
+
+    def __init__(self, deploy_cfg: Config, model_cfg: Config,
+                 checkpoint: str, img: str, work_dir: str,
+                 test_img: Optional[str] = None, dense: bool = False,
+                 precision: Optional[str] = None,
+                 device: str = 'cpu') -> None:
+        self.deploy_cfg, self.model_cfg = deploy_cfg, model_cfg
+        self.checkpoint, self.img, self.test_img = checkpoint, img, test_img
+        self.work_dir, self.device = work_dir, device
+        gpusq_cfg = deploy_cfg.get('gpusq_config', {})
+        self.dense = dense or not gpusq_cfg.get('quantize', True)
+        self.accept_plain = dense
+        self.precision = precision or gpusq_cfg.get('precision', 'fp32')
+        if self.precision not in ('fp32', 'fp16'):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', got "
+                             f'{self.precision!r}')
+        self.onnx_path = osp.join(work_dir, deploy_cfg.onnx_config.get(
+            'save_file', 'end2end.onnx'))
+        self.report: dict = dict(checkpoint=checkpoint, onnx=self.onnx_path,
+                                 precision=self.precision, steps={})
+        os.makedirs(work_dir, exist_ok=True)
+
+    def steps(self) -> List[Callable[[], None]]:
+        return [self.load_checkpoint, self.build_deploy_model,
+                self.export_onnx, self.verify_onnx, self.verify_outputs,
+                self.build_trt, self.write_report]
+
+    def run(self) -> dict:
+        """Run every step in order; returns the report."""
+        for step in self.steps():
+            start = time.perf_counter()
+            logger.info('step %s ...', step.__name__)
+            step()
+            took = round(time.perf_counter() - start, 2)
+            self.report['steps'][step.__name__] = took
+            logger.info('step %s done in %.2fs', step.__name__, took)
+        parity = self.report['parity']
+        if not parity['passed']:
+            raise ParityError(f'ONNX Runtime vs PyTorch parity failed: '
+                              f'{parity}; see {self.work_dir}/report.md')
+        return self.report
+
+    # ----------------------------------------------------------- steps
+    def load_checkpoint(self) -> None:
+        self.exporter = build_exporter(self.model_cfg, self.deploy_cfg)
+        self.loaded = load_deploy_model(
+            self.model_cfg, self.checkpoint, self.exporter.scope,
+            dense=self.accept_plain)
+        self.exporter.check_supported(self.loaded.model)
+        self.report.update(gpusq=self.loaded.gpusq,
+                           from_distiller=self.loaded.from_distiller)
+
+    def build_deploy_model(self) -> None:
+        loaded = self.loaded
+        model = loaded.model
+        if self.dense:
+            from gpusq_mm.quantization import quant_layers
+            for layer in quant_layers(model).values():
+                layer.quant_state = 'off'
+        deploy, self.info = build_deploy_model(model, loaded.sparse_params,
+                                               loaded.masks)
+        self.deploy_module = self.exporter.export_module(deploy)
+        self.reference = self.exporter.export_module(model)
+        self.report['deploy'] = dict(
+            quantized=len(self.info.quantized), sparse=len(self.info.sparse),
+            float_fake_quant_layers=self.info.float_layers,
+            tensor_quantizers=self.info.tensor_quantizers,
+            masks_baked=self.info.baked)
+
+    def export_onnx(self) -> None:
+        import onnx
+        onnx_cfg = self.deploy_cfg.onnx_config
+        self.inputs, self.meta = self.exporter.load_image(self.img)
+        self.report['deploy'].update(
+            not_deployed=keep_used_layers(self.deploy_module, self.inputs,
+                                          self.info),
+            quantized=len(self.info.quantized), sparse=len(self.info.sparse))
+        self._check_static_shape(list(self.inputs.shape))
+        opset = int(onnx_cfg.get('opset_version', 17))
+        if self.precision == 'fp16' and self.info.quantized:
+            opset = max(opset, 19)
+        export_onnx(self.deploy_module, self.inputs, self.onnx_path,
+                    self.exporter.output_names, opset=opset,
+                    input_name=(onnx_cfg.get('input_names') or ['input'])[0],
+                    dynamic_axes=onnx_cfg.get('dynamic_axes'))
+        if self.precision == 'fp16':
+            from .fp16 import convert_to_fp16
+            onnx.save(convert_to_fp16(onnx.load(self.onnx_path)),
+                      self.onnx_path)
+        self.report.update(opset=opset, input_shape=list(self.inputs.shape))
+
+    def verify_onnx(self) -> None:
+        import onnx
+        onnx.checker.check_model(self.onnx_path, full_check=True)
+        model = onnx.load(self.onnx_path)
+        verify_sparse(model, self.info.sparse)
+        qdq = verify_qdq(model, sorted(self.info.quantized))
+        facts = weight_facts(model, [n for n in self._export_layers()])
+        self.report['layers'] = layer_table(self.deploy_module, self.info,
+                                            facts)
+        self.report['qdq_pairs'] = len(qdq)
+        self.report['sizes'] = sizes(self.report['layers'], self.onnx_path)
+
+    def verify_outputs(self) -> None:
+        inputs = self.inputs
+        if self.test_img:
+            inputs, _ = self.exporter.load_image(self.test_img)
+        ref = run_torch(self.reference.to(self.device),
+                        inputs.to(self.device))
+        got = run_ort(self.onnx_path, inputs)
+        self.report['parity'] = self.exporter.compare(ref, got)
+        self.outputs = dict(torch=ref, onnxruntime=got)
+
+    def build_trt(self) -> None:
+        script = write_build_script(self.deploy_cfg, self.work_dir)
+        self.report['build_script'] = script
+        reason = engine_unavailable_reason()
+        if reason or self.deploy_cfg.backend_config.type != 'tensorrt':
+            reason = reason or 'backend_config.type is not tensorrt'
+            self.report['engine'] = dict(built=False, skipped=reason)
+            logger.info('engine build skipped: %s', reason)
+            return
+        facts = build_engine(self.onnx_path,
+                             osp.join(self.work_dir, 'end2end.engine'),
+                             self.deploy_cfg)
+        self.report['engine'] = dict(built=True, **facts)
+
+    def write_report(self) -> None:
+        write_report(self.work_dir, self.report)
+
+    # ----------------------------------------------------------- extras
+    def _check_static_shape(self, shape: List[int]) -> None:
+        """A static export must have the shape the engine is built for."""
+        dynamic = (self.deploy_cfg.onnx_config.get('dynamic_axes')
+                   or {}).get('input')
+        for name, spec in input_shapes(self.deploy_cfg).items():
+            if not dynamic and list(spec['opt_shape']) != shape:
+                raise ValueError(
+                    f'backend_config.model_inputs gives {name} the shape '
+                    f"{list(spec['opt_shape'])} but the static ONNX input is "
+                    f'{shape}; make onnx_config.input_shape ([W, H]) and '
+                    'model_inputs agree, or add dynamic_axes')
+
+    def _export_layers(self) -> List[str]:
+        from .layers import ExportConv2d, ExportLinear
+        unused = set(self.report['deploy']['not_deployed'])
+        names = [n.split('.', 1)[1] for n, m in
+                 self.deploy_module.named_modules()
+                 if isinstance(m, (ExportLinear, ExportConv2d))]
+        return [n for n in names if n not in unused]
+
+    def save_outputs(self) -> str:
+        """``--show``: save both outputs to ``outputs.npz``."""
+        path = osp.join(self.work_dir, 'outputs.npz')
+        arrays = {f'{k}_{i}': v for k, outs in self.outputs.items()
+                  for i, v in enumerate(outs)}
+        np.savez(path, **arrays)
+        return path

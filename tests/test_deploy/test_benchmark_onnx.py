@@ -1,0 +1,25 @@
+"""tools/analysis/benchmark_onnx.py on the tiny DeiT (structure of the
+result; the DeiT-S numbers are in the README)."""
+import json
+
+from tests.utils import run_tool
+
+from .conftest import demo_config
+
+
+def test_benchmark_tiny_deit(data_cwd, tmp_path):
+    out = tmp_path / 'bench'
+    proc = run_tool('analysis/benchmark_onnx.py', [
+        demo_config('deit_tiny_dense.py'), '--shape', '32', '32',
+        '--repeats', '3', '--warmup', '1', '--calib-batches', '2',
+        '--work-dir', str(out)], cwd=data_cwd)
+    result = json.loads((out / 'benchmark.json').read_text())
+    kinds = ['fp32', 'gpusq_int8', 'ort_quantize_static']
+    assert list(result['median_ms']) == kinds
+    assert all(len(result['times_ms'][k]) == 3 for k in kinds)
+    assert result['threads'] == 2 and result['input_shape'] == [1, 3, 32, 32]
+    assert result['speedup_vs_fp32']['fp32'] == 1.0
+    assert result['quantized_layers'] == 9 and result['sparse_layers'] == 8
+    assert result['cosine_vs_fp32']['gpusq_int8'] > 0.9
+    assert '| gpusq_int8 |' in proc.stdout
+    assert (out / 'benchmark.md').read_text().count('\n|') == 5
