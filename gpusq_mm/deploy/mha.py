@@ -50,6 +50,9 @@ class ExportMultiheadAttention(nn.Module):
                 linear.bias.data.copy_(bias)
             setattr(self, name, ExportLinear(linear, None))
         self.out_proj = out_proj
+        # attention-matmul quantizers (QATHook quant_attention=True); the
+        # deploy step turns them into Q/DQ after this module is built
+        self.matmul_quantizers = getattr(mha, 'matmul_quantizers', None)
         self.num_heads = mha.num_heads
         self.batch_first = mha.batch_first
         self.scale = 1.0 / math.sqrt(dim // mha.num_heads)
@@ -72,8 +75,15 @@ class ExportMultiheadAttention(nn.Module):
         q = self._heads(self.q_proj(query))
         k = self._heads(self.k_proj(key))
         v = self._heads(self.v_proj(value))
-        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) *
-                             self.scale, dim=-1)
+        quantizers = self.matmul_quantizers
+        if quantizers is None:
+            attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) *
+                                 self.scale, dim=-1)
+        else:  # as in training: q scaled, then Q/DQ on all four operands
+            q, k = quantizers['q'](q * self.scale), quantizers['k'](k)
+            attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)),
+                                 dim=-1)
+            attn, v = quantizers['p'](attn), quantizers['v'](v)
         out = torch.matmul(attn, v).transpose(1, 2)
         out = self.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
         return (out if self.batch_first else out.transpose(0, 1)), None

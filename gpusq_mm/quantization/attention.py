@@ -68,6 +68,13 @@ class _MatmulQuantMode(TorchFunctionMode):
         super().__init__()
         self.quantizers = quantizers
         self.calls = 0
+        self.depth = 0  # > 0 inside a child module (e.g. the qkv Linear)
+
+    def enter_child(self, *_) -> None:
+        self.depth += 1
+
+    def exit_child(self, *_) -> None:
+        self.depth -= 1
 
     def _product(self, a: Tensor, b: Tensor, transposed_b: bool):
         first = self.calls == 0
@@ -83,6 +90,8 @@ class _MatmulQuantMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.depth:
+            return func(*args, **kwargs)
         if func in _PRODUCTS:
             a, b = self._product(args[0], args[1], False)
             return func(a, b, *args[2:], **kwargs)
@@ -122,15 +131,34 @@ class _MatmulQuantMode(TorchFunctionMode):
         return p @ v
 
 
+def all_off(quantizers: nn.ModuleDict) -> bool:
+    """Whether every quantizer is off (modules without a state, such as
+    the deploy step's Q/DQ replacements, count as on)."""
+    return all(getattr(q, 'quant_state', 'quant') == 'off'
+               for q in quantizers.values())
+
+
 class QuantAttentionMixin:
     """Runs the original forward with its matmul operands fake-quantized."""
 
     def forward(self, *args, **kwargs):
-        if all(q.quant_state == 'off'
-               for q in self.matmul_quantizers.values()):
+        if all_off(self.matmul_quantizers):
             return super().forward(*args, **kwargs)
-        with _MatmulQuantMode(self.matmul_quantizers):
-            return super().forward(*args, **kwargs)
+        mode = _MatmulQuantMode(self.matmul_quantizers)
+        # products computed inside child modules (an exported Linear is a
+        # MatMul) are not the attention's
+        handles = []
+        for name, child in self.named_children():
+            if name != 'matmul_quantizers':
+                handles.append(child.register_forward_pre_hook(
+                    mode.enter_child))
+                handles.append(child.register_forward_hook(mode.exit_child))
+        try:
+            with mode:
+                return super().forward(*args, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 _dynamic_classes: Dict[type, type] = {}

@@ -49,8 +49,9 @@ class QuantMHAMixin:
                 average_attn_weights: bool = True,
                 is_causal: bool = False
                 ) -> Tuple[Tensor, Optional[Tensor]]:
+        from .attention import all_off
         quantizers = self.matmul_quantizers
-        if all(q.quant_state == 'off' for q in quantizers.values()):
+        if all_off(quantizers):
             return super().forward(query, key, value, key_padding_mask,
                                    need_weights, attn_mask,
                                    average_attn_weights, is_causal)
