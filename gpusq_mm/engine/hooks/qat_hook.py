@@ -14,6 +14,7 @@ from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
 from gpusq_mm.registry import register_hook
 
 from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
+from gpusq_mm.utils.rng import isolated_rng
 
 from .phase_start import PhaseStart
 
@@ -132,9 +133,12 @@ class QATHook(Hook):
                                         self.quant_patch_embed)
         insert_quantizers(student, decisions, self.weight_bits)
         model = unwrap_model(runner.model)
-        amax = calibrate(student, self._forward_loop(runner, model),
-                         self.calibrator, reduce_fn=_all_reduce_max,
-                         percentile=self.percentile)
+        # seeded, isolated generators: the same calibration wherever a
+        # (resumed) run starts it, and the training stream is untouched
+        with isolated_rng(runner.seed or 0):
+            amax = calibrate(student, self._forward_loop(runner, model),
+                             self.calibrator, reduce_fn=_all_reduce_max,
+                             percentile=self.percentile)
         self.started = True
         self._log_summary(runner, decisions, amax)
         # phase Q begins: let the model react (the distiller freezes φ)
