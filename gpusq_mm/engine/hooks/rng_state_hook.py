@@ -6,6 +6,7 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from gpusq_mm.engine.checks import check_resumable, check_train_data
 from gpusq_mm.registry import register_hook
 from gpusq_mm.utils.rng import get_rng_state, set_rng_state
 
@@ -34,6 +35,10 @@ class RNGStateHook(Hook):
         own back; a resume with another world size restores rank 0's state
         on all ranks and warns.
 
+        The hook also stops two mistakes early with a clear message:
+        ``--resume`` from a weights-only file (no ``meta``), and an empty
+        training set.
+
     Examples:
         >>> default_hooks = dict(rng_state=dict(type='RNGStateHook'))
     """
@@ -55,9 +60,13 @@ class RNGStateHook(Hook):
         checkpoint[RNG_KEY] = dict(ranks=states, iter=runner.iter)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        saved = checkpoint.get(RNG_KEY)
-        if not getattr(runner, '_resume', False) or saved is None:
+        if not getattr(runner, '_resume', False):
             return  # load_from (fine-tuning) keeps the seeded stream
+        check_resumable(checkpoint, repr(runner._load_from or 'the latest '
+                                         'checkpoint'))
+        saved = checkpoint.get(RNG_KEY)
+        if saved is None:
+            return
         states = saved['ranks']
         rank = get_rank()
         if len(states) != get_world_size():
@@ -69,6 +78,7 @@ class RNGStateHook(Hook):
         self._pending = states[rank]
 
     def before_train(self, runner) -> None:
+        check_train_data(runner)
         if self._pending is None:
             return
         loop = runner.train_loop
