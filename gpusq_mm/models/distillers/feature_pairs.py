@@ -58,6 +58,11 @@ class FeaturePair(nn.Module):
 
 def _build_connector(cfg: dict) -> nn.Module:
     kind = cfg.get('type')
+    missing = [k for k in ('in_channels', 'out_channels') if k not in cfg]
+    if missing:
+        raise ValueError(f'connector {dict(cfg)!r} lacks {missing}; give '
+                         "dict(type='conv1x1' or 'linear', in_channels=C_s, "
+                         'out_channels=C_t)')
     cin, cout = cfg['in_channels'], cfg['out_channels']
     if kind == 'conv1x1':
         return nn.Conv2d(cin, cout, 1)
