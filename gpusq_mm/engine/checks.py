@@ -8,6 +8,8 @@ from typing import Dict, List
 
 import torch
 
+from gpusq_mm.utils.dataset_checks import empty_dataset_error
+
 
 def check_resumable(checkpoint: dict, source: str = 'the checkpoint') -> None:
     """Raise if ``checkpoint`` cannot be resumed from.
@@ -69,12 +71,5 @@ def check_train_data(runner) -> None:
         ValueError: Names the dataset and what to check.
     """
     dataset = runner.train_dataloader.dataset
-    if len(dataset) > 0:
-        return
-    where = getattr(dataset, 'ann_file', '') or getattr(dataset, 'data_root',
-                                                        '')
-    raise ValueError(
-        f'the training set is empty ({type(dataset).__name__}'
-        f'{f" from {where!r}" if where else ""}): check data_root, ann_file '
-        'and data_prefix, and that filter_cfg (e.g. filter_empty_gt) does '
-        'not drop every sample')
+    if len(dataset) == 0:
+        raise empty_dataset_error(dataset)

@@ -137,17 +137,31 @@ def load_checkpoint_file(source: Union[str, os.PathLike, io.IOBase],
             return torch.load(source, map_location=map_location,
                               weights_only=True)
     except pickle.UnpicklingError as e:
+        if not _names_a_global(e):  # the unpickler choked on bad bytes
+            raise _corrupted(source, e.__cause__ or e.__context__ or e)
         raise CheckpointLoadError(
             f'refused to load {_describe(source)}: it contains Python objects '
             f'outside the safe allowlist ({_first_line(e)}). If you trust its '
             'origin, add the type with '
             'gpusq_mm.utils.register_safe_globals([...]) or list the file in '
             f'the environment variable {TRUSTED_ENV}.') from None
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise CheckpointLoadError(
-            f'cannot read {_describe(source)}: the file is truncated or '
-            f'corrupted ({_first_line(e)}). Use another checkpoint (e.g. the '
-            'previous one in the work dir).') from None
+    except Exception as e:  # noqa: B902  zip, pickle, storage errors
+        raise _corrupted(source, e)
+
+
+def _names_a_global(err: BaseException) -> bool:
+    text = str(err)
+    return 'Unsupported global' in text or 'GLOBAL' in text
+
+
+def _corrupted(source: Union[str, io.IOBase],
+               err: BaseException) -> CheckpointLoadError:
+    error = CheckpointLoadError(
+        f'cannot read {_describe(source)}: the file is truncated or '
+        f'corrupted ({_first_line(err)}). Use another checkpoint (e.g. the '
+        'previous one in the work dir).')
+    error.__suppress_context__ = True
+    return error
 
 
 def _first_line(err: BaseException) -> str:
