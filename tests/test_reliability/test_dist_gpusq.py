@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from gpusq_mm.utils import load_checkpoint_file
 from tests.test_reliability.common import masks_and_amax, write_config
@@ -17,6 +18,19 @@ from tests.test_tools.test_dist_train import _free_port
 from tests.utils import REPO
 
 MAX_ITERS, QAT_START = 4, 2
+
+
+def _dist_train(cfg: str, work: str, cwd: str, *args: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(_free_port()),
+               PATH=osp.dirname(sys.executable) + os.pathsep +
+               os.environ['PATH'])
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2',
+         '--work-dir', work, *args], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    return out
 
 
 def _read_jsonl(path: str) -> list:
@@ -29,15 +43,7 @@ def test_dist_masks_scales_and_calibration_reduce(data_cwd, tmp_path):
     cfg = write_config(str(tmp_path), MAX_ITERS, QAT_START,
                        extra_hooks=('DigestHook', 'CalibProbeHook'))
     work = str(tmp_path / 'work')
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(_free_port()),
-               PATH=osp.dirname(sys.executable) + os.pathsep +
-               os.environ['PATH'])
-    proc = subprocess.run(
-        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2',
-         '--work-dir', work], cwd=data_cwd, env=env, capture_output=True,
-        text=True, timeout=900)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-5000:]
+    out = _dist_train(cfg, work, data_cwd)
     assert 'Distributed training: True' in out
 
     ranks = [_read_jsonl(osp.join(work, f'digests_rank{r}.jsonl'))
@@ -68,3 +74,28 @@ def test_dist_masks_scales_and_calibration_reduce(data_cwd, tmp_path):
     # the ranks calibrated on different images: many layers had a rank
     # whose own maximum was below the final (global) one
     assert differing > len(local[0]) // 2
+
+
+@pytest.mark.slow
+def test_dist_resume_is_exact(data_cwd, tmp_path):
+    """2 ranks, resumed in phase S from iter_1 (each rank gets its own
+    generator state back): iteration 2 (phase S) to 3 (phase Q, after
+    calibration) equal the uninterrupted run."""
+    cfg = write_config(str(tmp_path), 3, QAT_START, extra_hooks=())
+    ref, cut = str(tmp_path / 'ref'), str(tmp_path / 'cut')
+    _dist_train(cfg, ref, data_cwd)
+    out = _dist_train(cfg, cut, data_cwd, '--resume',
+                      osp.join(ref, 'iter_1.pth'))
+    assert 'resumed' in out.lower()
+    saved = load_checkpoint_file(osp.join(ref, 'iter_1.pth'))
+    assert len(saved['gpusq_rng']['ranks']) == 2
+    for it in (2, 3):
+        a = load_checkpoint_file(osp.join(ref, f'iter_{it}.pth'))
+        b = load_checkpoint_file(osp.join(cut, f'iter_{it}.pth'))
+        for kind, value in masks_and_amax(a).items():
+            other = masks_and_amax(b)[kind]
+            assert value.keys() == other.keys()
+            assert all(torch.equal(v, other[k]) for k, v in value.items())
+        for key, value in a['state_dict'].items():
+            torch.testing.assert_close(b['state_dict'][key], value, rtol=0,
+                                       atol=1e-6, msg=key)
