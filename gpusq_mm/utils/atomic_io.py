@@ -6,7 +6,8 @@ the final name, and a later ``--resume`` finds it. :class:`AtomicLocalBackend`
 writes to a hidden temporary file in the same directory, flushes and
 ``fsync``\\ s it, then ``os.replace``\\ s it onto the final name (atomic on
 POSIX), and ``fsync``\\ s the directory. A reader sees either the previous
-complete file or the new complete file, never a part.
+complete file or the new complete file, never a part. Temporary files left
+by a killed write are removed by the next complete write of the same name.
 
 :func:`find_latest_checkpoint` replaces MMEngine's lookup for auto-resume: the
 ``last_checkpoint`` pointer is written by ``CheckpointHook`` with a plain
@@ -54,6 +55,18 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
             os.remove(tmp)
         raise
     _fsync_dir(directory)
+    _remove_stale(directory, osp.basename(filepath))
+
+
+def _remove_stale(directory: str, name: str) -> None:
+    """Delete temporary files an earlier, killed write of ``name`` left."""
+    prefix = f'.{name}{TMP_MARK}'
+    for entry in os.listdir(directory):
+        if entry.startswith(prefix):
+            try:
+                os.remove(osp.join(directory, entry))
+            except OSError:  # pragma: no cover - removed concurrently
+                pass
 
 
 def _fsync_dir(directory: str) -> None:

@@ -34,6 +34,7 @@ def test_atomic_backend_is_mmengine_local_backend():
 def test_atomic_write_replaces_whole_file(tmp_path):
     target = str(tmp_path / 'sub' / 'a.bin')
     atomic_write_bytes(b'old', target)
+    (tmp_path / 'sub' / '.a.bin.tmp-killed').write_bytes(b'ol')  # stale
     atomic_write_bytes(b'new content', target)
     with open(target, 'rb') as f:
         assert f.read() == b'new content'
