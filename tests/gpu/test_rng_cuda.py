@@ -36,7 +36,11 @@ def test_cuda_state_round_trip_and_isolation():
     buf = io.BytesIO()
     torch.save(state, buf)  # checkpoint-safe types only
     buf.seek(0)
-    loaded = torch.load(buf, weights_only=True)
+    import numpy as np  # the numpy part of the project loader allowlist
+    allow = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
+             type(np.dtype('uint32'))]
+    with torch.serialization.safe_globals(allow):
+        loaded = torch.load(buf, weights_only=True)
     expected = _draws()
     rng.set_rng_state(loaded)
     got = _draws()
@@ -49,6 +53,7 @@ def test_cuda_state_round_trip_and_isolation():
         assert all(torch.equal(a, b) for a, b in zip(inner, _draws()))
     after = _draws()  # the outer CUDA and CPU streams are untouched
     assert all(torch.equal(a, b) for a, b in zip(expected, after))
+    assert not torch.equal(expected[0], inner[0])
 
 
 if __name__ == '__main__':
