@@ -71,5 +71,9 @@ def check_train_data(runner) -> None:
         ValueError: Names the dataset and what to check.
     """
     dataset = runner.train_dataloader.dataset
-    if len(dataset) == 0:
+    try:
+        size = len(dataset)
+    except TypeError:  # an IterableDataset has no length
+        return
+    if size == 0:
         raise empty_dataset_error(dataset)
