@@ -103,3 +103,19 @@ def test_control_without_the_hook_the_resumed_loss_differs(tmp_path):
     _run(cut, False, False)
     _run(cut, False, False, resume=True)
     assert _losses(cut)[3] != _losses(ref)[3]
+
+
+
+def test_other_world_size_restores_rank0_with_a_warning(tmp_path):
+    import glob
+    work = str(tmp_path)
+    _run(work, True, False)
+    path = osp.join(work, 'iter_2.pth')
+    ckpt = load_checkpoint_file(path)
+    ckpt['gpusq_rng']['ranks'] *= 2  # as if written by 2 ranks
+    torch.save(ckpt, path)
+    _run(work, True, False, resume=True)  # must not fail
+    assert sorted(_losses(work)) == [1, 2, 3, 4]
+    log = sorted(glob.glob(osp.join(work, '*', '*.log')))[-1]
+    with open(log) as f:
+        assert 'generator states of 2 rank(s), this run has 1' in f.read()

@@ -1,5 +1,6 @@
 """RNGStateHook: save the random generators in checkpoints, restore them on
 ``--resume`` so the resumed run continues the uninterrupted run's stream."""
+import logging
 from typing import Any, Dict, Iterator, List, Optional
 
 from mmengine.dist import all_gather_object, get_rank, get_world_size
@@ -40,7 +41,9 @@ class RNGStateHook(Hook):
         training set.
 
     Examples:
-        >>> default_hooks = dict(rng_state=dict(type='RNGStateHook'))
+        >>> custom_hooks = [dict(type='Sparse24Hook'),
+        ...                 dict(type='QATHook', start_iter=1000),
+        ...                 dict(type='RNGStateHook')]
     """
 
     priority = 'LOW'  # after_train_iter before CheckpointHook (VERY_LOW)
@@ -73,7 +76,7 @@ class RNGStateHook(Hook):
             print_log(f'RNGStateHook: the checkpoint holds generator states '
                       f'of {len(states)} rank(s), this run has '
                       f'{get_world_size()}; every rank restores rank 0\'s',
-                      logger='current', level='WARNING')
+                      logger='current', level=logging.WARNING)
             rank = 0
         self._pending = states[rank]
 
