@@ -1,3 +1,3 @@
-from .hooks import QATHook, Sparse24Hook
+from .hooks import QATHook, RNGStateHook, Sparse24Hook
 
-__all__ = ['QATHook', 'Sparse24Hook']
+__all__ = ['QATHook', 'RNGStateHook', 'Sparse24Hook']

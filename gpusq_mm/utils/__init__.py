@@ -1,4 +1,7 @@
-"""Utilities: safe checkpoint loading, model and meta helpers."""
+"""Utilities: safe checkpoint loading, atomic checkpoint writes, model and
+meta helpers."""
+from .atomic_io import (AtomicLocalBackend, atomic_write_bytes,
+                        find_latest_checkpoint, register_atomic_backend)
 from .checkpoint import (CheckpointLoadError, load_checkpoint_file,
                          register_mmengine_loaders, register_safe_globals,
                          safe_globals)
@@ -6,6 +9,8 @@ from .meta import update_gpusq_meta, versions
 from .model import get_student, student_prefix, unwrap_model
 
 __all__ = [
+    'AtomicLocalBackend', 'atomic_write_bytes', 'find_latest_checkpoint',
+    'register_atomic_backend',
     'CheckpointLoadError', 'load_checkpoint_file',
     'register_mmengine_loaders', 'register_safe_globals', 'safe_globals',
     'update_gpusq_meta', 'versions', 'get_student', 'student_prefix',

@@ -19,7 +19,7 @@ import io
 import os
 import os.path as osp
 import pickle
-from typing import Any, Iterable, List, Optional, Union
+from typing import Any, Iterable, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -137,17 +137,31 @@ def load_checkpoint_file(source: Union[str, os.PathLike, io.IOBase],
             return torch.load(source, map_location=map_location,
                               weights_only=True)
     except pickle.UnpicklingError as e:
+        if not _names_a_global(e):  # the unpickler choked on bad bytes
+            raise _corrupted(source, e.__cause__ or e.__context__ or e)
         raise CheckpointLoadError(
             f'refused to load {_describe(source)}: it contains Python objects '
             f'outside the safe allowlist ({_first_line(e)}). If you trust its '
             'origin, add the type with '
             'gpusq_mm.utils.register_safe_globals([...]) or list the file in '
             f'the environment variable {TRUSTED_ENV}.') from None
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise CheckpointLoadError(
-            f'cannot read {_describe(source)}: the file is truncated or '
-            f'corrupted ({_first_line(e)}). Use another checkpoint (e.g. the '
-            'previous one in the work dir).') from None
+    except Exception as e:  # noqa: B902  zip, pickle, storage errors
+        raise _corrupted(source, e)
+
+
+def _names_a_global(err: BaseException) -> bool:
+    text = str(err)
+    return 'Unsupported global' in text or 'GLOBAL' in text
+
+
+def _corrupted(source: Union[str, io.IOBase],
+               err: BaseException) -> CheckpointLoadError:
+    error = CheckpointLoadError(
+        f'cannot read {_describe(source)}: the file is truncated or '
+        f'corrupted ({_first_line(err)}). Use another checkpoint (e.g. the '
+        'previous one in the work dir).')
+    error.__suppress_context__ = True
+    return error
 
 
 def _first_line(err: BaseException) -> str:
@@ -158,9 +172,32 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _as_checkpoint(obj: Any, source: str) -> Any:
+    """MMEngine expects a dict (a checkpoint or a bare state dict)."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointLoadError(
+            f'{source!r} holds a {type(obj).__name__}, not a checkpoint '
+            '(a dict with a state_dict, or a state dict); save models with '
+            'torch.save(dict(state_dict=model.state_dict()), path)')
+    return obj
+
+
 def _load_from_local(filename: str, map_location: Any) -> Any:
     filename = osp.expanduser(filename)
-    return load_checkpoint_file(filename, map_location=map_location)
+    return _as_checkpoint(
+        load_checkpoint_file(filename, map_location=map_location), filename)
+
+
+def _load_from_storage(filename: str, map_location: Any = None,
+                       backend: str = 'petrel') -> Any:
+    """``s3://`` / ``petrel://`` files: fetch the bytes, load safely."""
+    from mmengine.fileio import get_file_backend
+    data = get_file_backend(filename, backend_args=dict(
+        backend=backend)).get(filename)
+    with io.BytesIO(data) as buffer:
+        return _as_checkpoint(
+            load_checkpoint_file(buffer, map_location=map_location),
+            filename)
 
 
 def _load_from_http(filename: str, map_location: Any = None,
@@ -173,12 +210,14 @@ def _load_from_http(filename: str, map_location: Any = None,
     cached = osp.join(model_dir, osp.basename(filename.split('?')[0]))
     if not osp.isfile(cached):
         download_url_to_file(filename, cached, progress=progress)
-    return load_checkpoint_file(cached, map_location=map_location)
+    return _as_checkpoint(
+        load_checkpoint_file(cached, map_location=map_location), filename)
 
 
 def register_mmengine_loaders() -> None:
-    """Route MMEngine's ``CheckpointLoader`` (local files and URLs) through
-    :func:`load_checkpoint_file`. Idempotent; called by ``import gpusq_mm``."""
+    """Route MMEngine's ``CheckpointLoader`` (local files, URLs, model-zoo
+    names, ``s3://``/``petrel://``) through :func:`load_checkpoint_file`.
+    Idempotent; called by ``import gpusq_mm``."""
     from mmengine.runner import checkpoint as ckpt_mod
     loader_cls = ckpt_mod.CheckpointLoader
     loader_cls.register_scheme(prefixes='', loader=_load_from_local,
@@ -186,6 +225,9 @@ def register_mmengine_loaders() -> None:
     loader_cls.register_scheme(prefixes=('http://', 'https://'),
                                loader=_load_from_http,
                                force=True)
+    loader_cls.register_scheme(prefixes=[r'(\S+\:)?s3://',
+                                         r'(\S+\:)?petrel://'],
+                               loader=_load_from_storage, force=True)
     # model-zoo schemes (open-mmlab://, torchvision://, ...) resolve their URL
     # and call the module-level ``load_from_http``: route it as well.
     ckpt_mod.load_from_http = _load_from_http

@@ -16,6 +16,7 @@ from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    select_attention, select_quant_layers)
 from gpusq_mm.registry import register_hook
 from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
+from gpusq_mm.utils.rng import isolated_rng
 
 from .phase_start import PhaseStart
 
@@ -184,9 +185,12 @@ class QATHook(Hook):
             attention = select_attention(student, **patterns)
             insert_attention_quantizers(student, attention)
         model = unwrap_model(runner.model)
-        amax = calibrate(student, self._forward_loop(runner, model),
-                         self.calibrator, reduce_fn=_all_reduce_max,
-                         percentile=self.percentile)
+        # seeded, isolated generators: the same calibration wherever a
+        # (resumed) run starts it, and the training stream is untouched
+        with isolated_rng(runner.seed or 0):
+            amax = calibrate(student, self._forward_loop(runner, model),
+                             self.calibrator, reduce_fn=_all_reduce_max,
+                             percentile=self.percentile)
         self.started = True
         if self.learnable_scales:
             self._train_scales(runner, make_scales_learnable(student))

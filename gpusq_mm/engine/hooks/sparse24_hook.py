@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
+from gpusq_mm.engine.checks import check_masked_weights_zero
 from gpusq_mm.registry import register_hook
 from gpusq_mm.sparsity import LayerDecision, find_layers
 from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
@@ -165,6 +166,9 @@ class Sparse24Hook(Hook):
             return
         try:
             self.sparsifier.load_state_dict(state, get_student(runner.model))
+            check_masked_weights_zero(checkpoint.get('state_dict', {}),
+                                      state['masks'],
+                                      student_prefix(runner.model))
         except ValueError as e:
             raise ValueError(f'Sparse24Hook: {e}') from None
         self.started_at = int(state['started_at'])

@@ -58,6 +58,11 @@ class FeaturePair(nn.Module):
 
 def _build_connector(cfg: dict) -> nn.Module:
     kind = cfg.get('type')
+    missing = [k for k in ('in_channels', 'out_channels') if k not in cfg]
+    if missing:
+        raise ValueError(f'connector {dict(cfg)!r} lacks {missing}; give '
+                         "dict(type='conv1x1' or 'linear', in_channels=C_s, "
+                         'out_channels=C_t)')
     cin, cout = cfg['in_channels'], cfg['out_channels']
     if kind == 'conv1x1':
         return nn.Conv2d(cin, cout, 1)
@@ -101,23 +106,27 @@ class PhiWeights(nn.Module):
 
     @torch.no_grad()
     def observe(self, losses: List[Tensor]) -> None:
-        """Accumulate the (unweighted) feature losses of one iteration."""
+        """Accumulate the (unweighted) feature losses of one iteration,
+        averaged over DDP ranks, so every rank (and the checkpoint, written
+        by rank 0) holds the same running statistics and a resumed run
+        freezes the same φ."""
         if not self.frozen:
-            self.loss_sum += torch.stack([v.detach().double()
-                                          for v in losses]).cpu().to(
-                                              self.loss_sum.device)
+            value = torch.stack([v.detach().double() for v in losses]).to(
+                self.loss_sum.device)
+            if torch.distributed.is_available() and \
+                    torch.distributed.is_initialized():
+                torch.distributed.all_reduce(value)
+                value /= torch.distributed.get_world_size()
+            self.loss_sum += value
             self.count += 1
 
     @torch.no_grad()
     def freeze(self) -> Dict[str, float]:
-        """Compute φ from the mean phase-S losses (reduced across ranks)."""
+        """Compute φ from the mean phase-S losses (already averaged across
+        ranks by :meth:`observe`)."""
         if bool(self.frozen):
             return {}
         sums, count = self.loss_sum.clone(), self.count.clone()
-        if torch.distributed.is_available() and \
-                torch.distributed.is_initialized():
-            torch.distributed.all_reduce(sums)
-            torch.distributed.all_reduce(count)
         mean = sums / count.clamp_min(1)
         n = len(mean)
         if self.mode == 'uniform' or count == 0 or (mean <= 0).any():

@@ -21,6 +21,7 @@ from .feature_pairs import PhiWeights, build_pairs
 from .logit_taps import LogitTaps
 from .pseudo_labels import pseudo_label
 from gpusq_mm.registry import register_model
+from gpusq_mm.utils.state_checks import check_state_dict_fits
 
 # the paper's weights: L = α·L_hard + β·L_soft + γ·L_feat, α=1, β=10, γ=5;
 # the temperature is not given in the paper (1 keeps KL on the raw scale)
@@ -157,6 +158,11 @@ class MixedKDDistiller(BaseModel):
                 f'MixedKDDistiller: teacher_ckpt {ckpt!r} does not exist; '
                 'train the dense model first or fix the path')
         checkpoint = _load_checkpoint(ckpt, map_location='cpu')
+        weights = checkpoint.get('state_dict', checkpoint)
+        check_state_dict_fits(
+            self.teacher, {k[7:] if k.startswith('module.') else k: v
+                           for k, v in weights.items()},
+            f'MixedKDDistiller: teacher_ckpt {ckpt!r}')
         targets: List[nn.Module] = [self.teacher]
         if init_student:
             targets.append(self.architecture)
