@@ -10,6 +10,7 @@ with the schedule length.
 """
 import gc
 import glob
+import os
 import os.path as osp
 import time
 
@@ -29,6 +30,11 @@ LEAVES = sorted(osp.relpath(p, REPO)
                 for p in glob.glob(osp.join(REPO, 'configs', 'gpusq', '*.py')))
 METRIC = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU',
           'mmpretrain': 'accuracy/top1'}
+# leaves whose smoke run exceeds this file's budget: run them with
+# GPUSQ_TEST_HEAVY=1 (measured: DINO Swin-L, 218 M parameters in student and
+# teacher, ~80-105 s per iteration and ~1 min per 2.6 GB checkpoint on 2
+# shared CPU cores, ~10 min in all)
+HEAVY = ('configs/gpusq/dino_swin_l.py', )
 ZOO = ('https://download.openmmlab.com/mmdetection/',
        'https://download.openmmlab.com/mmsegmentation/',
        'https://download.openmmlab.com/mmclassification/')
@@ -157,6 +163,8 @@ def tiny_options(cfg: Config, work_dir: str) -> dict:
             'default_hooks.checkpoint.interval': 1})
     elif scope == 'mmseg':
         opts.update(_loaders(osp.join(DATA, 'ade', ''), 2))
+        # UPerNet's pyramid pooling has BatchNorm on 1x1 maps: batch >= 2
+        opts['train_dataloader.batch_size'] = 2
         for model in ('architecture', 'teacher'):
             opts[f'model.{model}.backbone.init_cfg'] = None
             opts[f'model.{model}.data_preprocessor.size'] = (128, 128)
@@ -167,11 +175,14 @@ def tiny_options(cfg: Config, work_dir: str) -> dict:
             'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
             'default_hooks.checkpoint.interval': 2})
     else:
+        # Swin-T's 7x7 windows need its 224 input (7x7 in stage 4)
+        size = 224 if 'Swin' in cfg.model.architecture.backbone.type \
+            else 112
         opts.update(_loaders(osp.join(DATA, 'imagenet', ''), 2))
         opts.update({
-            'train_dataloader.dataset.pipeline.1.scale': 112,
-            'val_dataloader.dataset.pipeline.1.scale': 128,
-            'val_dataloader.dataset.pipeline.2.crop_size': 112,
+            'train_dataloader.dataset.pipeline.1.scale': size,
+            'val_dataloader.dataset.pipeline.1.scale': size * 8 // 7,
+            'val_dataloader.dataset.pipeline.2.crop_size': size,
             'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2,
             'default_hooks.checkpoint.interval': 1})
     return opts
@@ -231,6 +242,8 @@ def _check_student(student: torch.nn.Module, gpusq: dict) -> None:
 def test_leaf_trains_both_phases(path, tmp_path):
     """2 iterations of phase S, 2 of phase Q, then one validation pass, on
     the real architecture with a random teacher."""
+    if path in HEAVY and not os.environ.get('GPUSQ_TEST_HEAVY'):
+        pytest.skip(f'{path} takes ~10 min on CPU: set GPUSQ_TEST_HEAVY=1')
     import gpusq_mm  # noqa: F401
     from mmengine.runner import Runner
     torch.set_num_threads(2)
@@ -270,8 +283,9 @@ def test_train_cli_mask_rcnn_swin(tmp_path):
     opts.update(_det_pipelines(cfg))
     out = run_tool('train.py', [config, '--cfg-options', *_cli(opts)],
                    cwd=REPO)
-    log = out.stdout + out.stderr
-    assert 'coco/bbox_mAP' in log and 'coco/segm_mAP' in log
+    # validation ran at the end (a random model may detect nothing, so
+    # COCO AP lines are not guaranteed)
+    assert 'Epoch(val) [2][1/1]' in out.stdout + out.stderr
     first, last = _phases(work, ['epoch_1.pth', 'epoch_2.pth'])
     assert first['phase'] == 'S' and first['sparsity']['complete']
     assert 'quant' not in first
@@ -284,7 +298,6 @@ def test_train_cli_mask_rcnn_swin(tmp_path):
 def test_readme_example(tmp_path):
     """The "any other OpenMMLab ViT config in 10 lines" example of
     configs/gpusq/README.md loads where the README puts it and builds."""
-    import os
     import re
 
     import gpusq_mm  # noqa: F401

@@ -2,9 +2,10 @@
 smoke-tested on, in the real data sets' layouts (deterministic).
 
 - ``coco/``: COCO instances (boxes + polygon masks), ``train2017/``,
-  ``val2017/``, ``annotations/instances_{train,val}2017.json``; the shapes
-  carry COCO category names and ids (person, bicycle, car), so the
-  80-class ``CocoDataset`` of the mmdet configs loads them unchanged.
+  ``val2017/``, ``annotations/instances_{train,val}2017.json`` listing all
+  80 COCO categories with their ids; the shapes are labelled person,
+  bicycle and car (ids 1-3), so the 80-class ``CocoDataset`` and
+  ``CocoMetric`` of the mmdet configs use them unchanged.
 - ``ade/``: the ``ADE20KDataset`` layout, ``images/{training,validation}``
   (.jpg) and ``annotations/{training,validation}`` (.png) where 0 is
   "other" (ignored by ``reduce_zero_label``) and 1..3 are classes.
@@ -22,10 +23,14 @@ import shutil
 import sys
 import tempfile
 
+from mmdet.datasets import CocoDataset
+
 from gpusq_mm.datasets import make_cls, make_coco, make_seg
 
 HERE = osp.dirname(osp.abspath(__file__))
-COCO_NAMES = ('person', 'bicycle', 'car')  # COCO category ids 1, 2, 3
+# COCO's category ids (1..90 with gaps), in mmdet's class order
+COCO_IDS = [i for i in range(1, 91) if i not in
+            (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
 
 
 def make_tiny_coco(root: str) -> str:
@@ -36,8 +41,8 @@ def make_tiny_coco(root: str) -> str:
         src = osp.join(root, 'annotations', f'instances_{split}.json')
         with open(src) as f:
             ann = json.load(f)
-        for cat in ann['categories']:
-            cat['name'] = COCO_NAMES[cat['id'] - 1]
+        ann['categories'] = [dict(id=i, name=name) for i, name in
+                             zip(COCO_IDS, CocoDataset.METAINFO['classes'])]
         with open(osp.join(root, 'annotations',
                            f'instances_{split}2017.json'), 'w') as f:
             json.dump(ann, f)
