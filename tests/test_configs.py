@@ -225,8 +225,8 @@ def _phases(work_dir: str, names: list) -> list:
 
 
 def _check_student(student: torch.nn.Module, gpusq: dict) -> None:
-    """Every weight the checkpoint calls sparse is exactly 2:4; the
-    quantized layers are in the 'quant' state."""
+    """Every weight the checkpoint calls sparse is exactly 2:4 (backbone
+    included); the checkpoint lists exactly the fake-quantized layers."""
     from gpusq_mm.quantization import quant_layers
     from gpusq_mm.sparsity import count_violations
     params = dict(student.named_parameters())
