@@ -319,3 +319,18 @@ def test_readme_example(tmp_path):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     assert type(model.architecture).__name__ == 'EncoderDecoder'
+
+
+def test_tiny_data_is_reproducible(tmp_path):
+    """The committed tests/data sets are what make_tiny_data.py writes."""
+    import filecmp
+
+    from tests.data.make_tiny_data import make_tiny_data
+    make_tiny_data(str(tmp_path))
+    for name in ('coco', 'ade', 'imagenet'):
+        ours = sorted(glob.glob(osp.join(tmp_path, name, '**', '*.*'),
+                                recursive=True))
+        assert ours, name
+        for path in ours:
+            committed = osp.join(DATA, osp.relpath(path, tmp_path))
+            assert filecmp.cmp(path, committed, shallow=False), committed
