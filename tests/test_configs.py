@@ -32,8 +32,8 @@ METRIC = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU',
           'mmpretrain': 'accuracy/top1'}
 # leaves whose smoke run exceeds this file's budget: run them with
 # GPUSQ_TEST_HEAVY=1 (measured: DINO Swin-L, 218 M parameters in student and
-# teacher, ~80-105 s per iteration and ~1 min per 2.6 GB checkpoint on 2
-# shared CPU cores, ~10 min in all)
+# teacher, 72-105 s per iteration and up to 1 min per 2.6 GB checkpoint on
+# 2 shared CPU cores, 406 s for the whole test)
 HEAVY = ('configs/gpusq/dino_swin_l.py', )
 ZOO = ('https://download.openmmlab.com/mmdetection/',
        'https://download.openmmlab.com/mmsegmentation/',
@@ -243,7 +243,7 @@ def test_leaf_trains_both_phases(path, tmp_path):
     """2 iterations of phase S, 2 of phase Q, then one validation pass, on
     the real architecture with a random teacher."""
     if path in HEAVY and not os.environ.get('GPUSQ_TEST_HEAVY'):
-        pytest.skip(f'{path} takes ~10 min on CPU: set GPUSQ_TEST_HEAVY=1')
+        pytest.skip(f'{path} takes ~7 min on CPU: set GPUSQ_TEST_HEAVY=1')
     import gpusq_mm  # noqa: F401
     from mmengine.runner import Runner
     torch.set_num_threads(2)
