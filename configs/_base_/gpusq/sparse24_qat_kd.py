@@ -1,11 +1,22 @@
-# GPUSQ hook stack: phase S (2:4 masks from the first iteration, with KD),
-# then phase Q (INT8 QAT + KD, masks kept). Leaf configs set the start of
-# phase Q for their schedule by overriding `custom_hooks`.
+# GPUSQ hook stack for epoch-based schedules: phase S (2:4 masks from the
+# first iteration, trained with KD), then phase Q (INT8 QAT + KD, masks
+# kept) from `gpusq_phase_q` of the schedule. The start is a fraction,
+# resolved against max_epochs when training starts, so it follows
+# `--cfg-options train_cfg.max_epochs=N`; an int (`--cfg-options
+# custom_hooks.1.start_epoch=6`) is an absolute epoch. Iteration-based
+# schedules use sparse24_qat_kd_iter.py.
 custom_imports = dict(imports=['gpusq_mm'], allow_failed_imports=False)
+# chosen (the paper gives no schedule): phase S and phase Q take one half
+# each of the fine-tuning schedule
+gpusq_phase_q = 0.5
+gpusq_sparse24_hook = dict(type='Sparse24Hook', method='magnitude',
+                           exclude=[r'patch_embed'])
+gpusq_qat_hook = dict(type='QATHook', calib_batches=4, calibrator='max')
+# generator states in every checkpoint: --resume continues the exact random
+# stream (keep it when a leaf config overrides custom_hooks)
+gpusq_rng_hook = dict(type='RNGStateHook')
 custom_hooks = [
-    dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed']),
-    dict(type='QATHook', calib_batches=4, calibrator='max'),
-    # generator states in every checkpoint: --resume continues the exact
-    # random stream (keep it when a leaf config overrides custom_hooks)
-    dict(type='RNGStateHook'),
+    gpusq_sparse24_hook,
+    dict(**gpusq_qat_hook, start_epoch=gpusq_phase_q),
+    gpusq_rng_hook,
 ]

@@ -1,6 +1,7 @@
-# GPUSQ on the tiny SegFormer: phase S (iters 0-99), phase Q (100-199).
+# GPUSQ on the tiny SegFormer: phase S (iters 0-99), phase Q (100-199); the
+# same hook stack and KD defaults as the full configs (configs/gpusq/).
 _base_ = ['./segformer_tiny_dense.py',
-          '../../_base_/gpusq/sparse24_qat_kd.py',
+          '../../_base_/gpusq/sparse24_qat_kd_iter.py',
           '../../_base_/gpusq/kd_segmentation.py']
 model = dict(
     _delete_=True,
@@ -9,7 +10,3 @@ model = dict(
     teacher=_base_.model,
     teacher_ckpt=None,
     distill=_base_.kd_cfg)
-custom_hooks = [
-    dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed']),
-    dict(type='QATHook', start_iter=100, calib_batches=2),
-]
