@@ -52,12 +52,17 @@ def test_config_loads(path):
     cfg = Config.fromfile(osp.join(REPO, path))
     if '_base_' in path.split(osp.sep):
         return  # fragments are checked through the leaves that use them
+    if path.split(osp.sep)[1] == 'deploy':  # mmdeploy vocabulary
+        assert {'onnx_config', 'codebase_config', 'backend_config'} <= set(
+            cfg), path
+        return
     assert 'model' in cfg, f'{path} defines no model'
     assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
     if cfg.model.get('type') == 'MixedKDDistiller':
         assert cfg.custom_imports.imports == ['gpusq_mm']
         hook_types = [h['type'] for h in cfg.custom_hooks]
         assert hook_types.index('Sparse24Hook') < hook_types.index('QATHook')
+        assert 'RNGStateHook' in hook_types  # exact --resume
 
 
 @pytest.mark.parametrize('path', LEAVES)
