@@ -45,9 +45,10 @@ class QATHook(Hook):
         fake-quantized, whatever the scale.
 
     Args:
-        start_iter (int, optional): Iteration at which QAT starts.
+        start_iter (int | float, optional): Iteration at which QAT starts.
+            A float in [0, 1) is a fraction of ``max_iters``.
             Defaults to None (start of training unless ``start_epoch``).
-        start_epoch (int, optional): Epoch at which QAT starts.
+        start_epoch (int | float, optional): Epoch at which QAT starts.
             Defaults to None.
         calib_batches (int): Training batches used for calibration.
             Defaults to 4.
@@ -78,8 +79,8 @@ class QATHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self,
-                 start_iter: Optional[int] = None,
-                 start_epoch: Optional[int] = None,
+                 start_iter: Optional[Union[int, float]] = None,
+                 start_epoch: Optional[Union[int, float]] = None,
                  calib_batches: int = 4,
                  calibrator: str = 'max',
                  percentile: float = 99.99,

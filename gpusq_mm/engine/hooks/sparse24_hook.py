@@ -1,5 +1,5 @@
 """Sparse24Hook: prune the student to the 2:4 pattern and keep it there."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import broadcast, get_world_size
@@ -40,9 +40,10 @@ class Sparse24Hook(Hook):
             channels reordered first, function unchanged), 'srste' or
             'gradual'. See :class:`gpusq_mm.sparsity.sparsifier.Sparsifier`.
             Defaults to 'magnitude'.
-        start_iter (int, optional): Iteration at which masks are computed.
+        start_iter (int | float, optional): Iteration at which masks are computed.
+            A float in [0, 1) is a fraction of ``max_iters``.
             Defaults to None (start of training unless ``start_epoch``).
-        start_epoch (int, optional): Epoch at which masks are computed
+        start_epoch (int | float, optional): Epoch at which masks are computed
             (epoch-based loops). Defaults to None.
         include (Sequence[str], optional): Regexes of parameter paths to
             prune; None prunes every eligible weight. Defaults to None.
@@ -67,8 +68,8 @@ class Sparse24Hook(Hook):
 
     def __init__(self,
                  method: str = 'magnitude',
-                 start_iter: Optional[int] = None,
-                 start_epoch: Optional[int] = None,
+                 start_iter: Optional[Union[int, float]] = None,
+                 start_epoch: Optional[Union[int, float]] = None,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
                  min_channels: int = 32,
