@@ -29,7 +29,8 @@ CASES = {
 def _run(config, work, units, resume_from=None):
     hooks = [dict(type='Sparse24Hook'),
              dict(type='QATHook', start_iter=2, calib_batches=1,
-                  quant_attention=True)]
+                  quant_attention=True),
+             dict(type='RNGStateHook')]
     return train_demo(config, work, hooks, units, resume_from)
 
 
@@ -74,6 +75,11 @@ def test_qat_on_model(case, data_cwd, tmp_path, monkeypatch):
     state = resumed.model.state_dict()
     for key, value in scales.items():
         assert torch.equal(state[key], value), key
+    # the iterations after the resume equal those of an uninterrupted run
+    full = _run(config, str(tmp_path / 'full'), units=3)
+    losses = [r.message_hub.get_scalar('train/loss').data[0][-2:].tolist()
+              for r in (resumed, full)]
+    assert losses[0] == losses[1]
     assert set(quant_layers(resumed.model)) == set(layers)
     assert set(quant_attention_layers(resumed.model)) == set(attn_layers)
 
