@@ -41,8 +41,13 @@ def test_unsupported_roi_head_in_two_stage():
                              'InstanceSegmentation')
     model = build(exporter)
     from mmdet.models.roi_heads.mask_heads import FusedSemanticHead
-    model.roi_head.mask_head = FusedSemanticHead(
-        num_ins=1, fusion_level=0, num_classes=3)
+    from mmengine.registry import DefaultScope
+
+    # its loss comes from the registry: build it in mmdet's scope whatever
+    # scope an earlier test left as the default
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model.roi_head.mask_head = FusedSemanticHead(
+            num_ins=1, fusion_level=0, num_classes=3)
     with pytest.raises(UnsupportedModelError,
                        match=r'roi_head\.mask_head \(FusedSemanticHead\).*'
                        r'FCNMaskHead'):

@@ -136,12 +136,16 @@ class MMDetExporter:
         from mmdet.registry import TRANSFORMS
         from mmdet.utils import get_test_pipeline_cfg
         from mmengine.dataset import pseudo_collate
+        from mmengine.registry import DefaultScope
         if not osp.isfile(path):
             raise FileNotFoundError(f'image {path!r} does not exist')
         steps = [t for t in get_test_pipeline_cfg(self.model_cfg)
                  if 'Annotations' not in t['type']]
-        pipeline = Compose([TRANSFORMS.build(copy.deepcopy(t))
-                            for t in steps])
+        # registries build in the default scope: make it mmdet's whatever
+        # the process set before (a seg or cls model built earlier)
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            pipeline = Compose([TRANSFORMS.build(copy.deepcopy(t))
+                                for t in steps])
         try:
             data = pipeline(dict(img_path=path, img_id=0))
         except Exception as err:
@@ -171,7 +175,9 @@ class MMDetExporter:
             if cfg is None:
                 raise ValueError('the model config has no data_preprocessor '
                                  '(model.data_preprocessor)')
-            self._preprocessor = MODELS.build(copy.deepcopy(cfg)).eval()
+            from mmengine.registry import DefaultScope
+            with DefaultScope.overwrite_default_scope('mmdet'):
+                self._preprocessor = MODELS.build(copy.deepcopy(cfg)).eval()
         return self._preprocessor
 
     def _pad_static(self, inputs: Tensor, path: str) -> Tensor:
