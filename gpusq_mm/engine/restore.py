@@ -5,7 +5,7 @@ from typing import List
 from torch import nn
 
 from gpusq_mm.quantization import (enable_quant, insert_attention_quantizers,
-                                   insert_quantizers, make_scales_learnable)
+                                   insert_quantizers)
 
 QAT_KEY = 'gpusq_qat'
 
@@ -43,9 +43,9 @@ def restore_quant_structure(student: nn.Module, checkpoint: dict) -> List[str]:
                          'another model (check the config and checkpoint)')
     insert_quantizers(student, {n: '' for n in state['layers']},
                       state['weight_bits'])
+    # learnable ranges load into these buffers alike (same keys); QATHook
+    # turns them into parameters when it trains them
     insert_attention_quantizers(student, {n: '' for n in attention})
-    if state.get('learnable_scales', False):
-        make_scales_learnable(student)
     return list(state['layers']) + attention
 
 

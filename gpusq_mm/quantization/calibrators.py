@@ -9,6 +9,8 @@
   quantized histogram has the smallest KL divergence from the 2048-bin
   reference histogram (outliers folded into the last kept bin).
 """
+from typing import List, Optional
+
 import torch
 from torch import Tensor
 
@@ -23,6 +25,17 @@ def subsample(x: Tensor) -> Tensor:
     flat = x.detach().abs().flatten().float()
     step = max(1, flat.numel() // SAMPLES_PER_CALL)
     return flat[::step][:SAMPLES_PER_CALL].cpu()
+
+
+@torch.no_grad()
+def record_range(amax: Tensor, samples: Optional[List[Tensor]],
+                 x: Tensor) -> None:
+    """Calibration step shared by every quantizer: raise the running max
+    ``amax`` (in place) to ``max|x|`` and, for the sample-based
+    calibrators, append a subsample of ``|x|`` to ``samples``."""
+    amax.copy_(torch.maximum(amax, x.detach().abs().amax().float()))
+    if samples is not None:
+        samples.append(subsample(x))
 
 
 def amax_from_samples(samples: Tensor, method: str,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .calibrators import subsample
+from .calibrators import record_range
 from .fake_quant import fake_quantize, per_channel_amax
 
 
@@ -31,10 +31,7 @@ class _QuantMixin:
 
     def _quant_inputs(self, x: Tensor) -> Tensor:
         if self.quant_state == 'calib':
-            self.input_amax.copy_(torch.maximum(
-                self.input_amax, x.detach().abs().amax().float()))
-            if self.calib_samples is not None:
-                self.calib_samples.append(subsample(x))
+            record_range(self.input_amax, self.calib_samples, x)
             return x
         if self.quant_state == 'quant':
             return fake_quantize(x, self.input_amax)

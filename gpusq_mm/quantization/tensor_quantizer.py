@@ -3,7 +3,7 @@ input of a Linear/Conv (the operands of the attention matmuls)."""
 import torch
 from torch import Tensor, nn
 
-from .calibrators import subsample
+from .calibrators import record_range
 from .fake_quant import fake_quantize
 
 
@@ -27,11 +27,7 @@ class TensorQuantizer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.quant_state == 'calib':
-            with torch.no_grad():
-                self.amax.copy_(torch.maximum(
-                    self.amax, x.detach().abs().amax().float()))
-            if self.calib_samples is not None:
-                self.calib_samples.append(subsample(x))
+            record_range(self.amax, self.calib_samples, x)
             return x
         if self.quant_state == 'quant':
             return fake_quantize(x, self.amax, self.num_bits)
