@@ -458,7 +458,7 @@ def test_missing_annotation_file(work, coco):
 # -------------------------------------------------------------- launch
 def test_slurm_launcher_without_gpu(work):
     if torch.cuda.is_available():
-        pytest.skip('CPU-only rule')
+        pytest.skip('the slurm error is for machines without a CUDA GPU')
     with fails(work, RuntimeError, "'slurm'", 'without a GPU',
                'dist_train.sh'):
         prepare_cpu_distributed(Config(dict(launcher='slurm')))
@@ -484,9 +484,8 @@ DEPLOY_CFG = osp.join(osp.dirname(DEMO_CONFIGS), '..', 'deploy',
 @pytest.fixture
 def deploy(work, tmp_path):
     """``run(checkpoint, img=..., **kw)``: tools/deploy.py's pipeline
-    in-process on the tiny DeiT GPUSQ config (skipped until the deploy
-    package is present)."""
-    pipeline = pytest.importorskip('gpusq_mm.deploy.pipeline')
+    in-process on the tiny DeiT GPUSQ config."""
+    from gpusq_mm.deploy import pipeline
     from gpusq_mm.datasets import make_cls
     make_cls(str(tmp_path / 'cls'), num_train=1, num_val=1)
     img = sorted(glob_images(str(tmp_path / 'cls')))[0]
