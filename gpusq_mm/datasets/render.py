@@ -14,16 +14,17 @@ import numpy as np
 CLASSES = ('square', 'disc', 'triangle', 'star', 'cross')
 
 
-def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def background(rng: np.random.Generator, h: int, w: int,
+               clutter: int = 5) -> np.ndarray:
     """A float32 ``(h, w, 3)`` image: colour gradient, low-frequency blotches,
-    pixel noise and clutter (thin lines and small ellipses)."""
+    pixel noise and 1 to ``clutter`` thin lines or small ellipses."""
     c0, c1 = rng.uniform(0, 255, size=(2, 3))
     ramp = np.linspace(0, 1, w if rng.random() < 0.5 else h, dtype=np.float32)
     ramp = ramp[None, :, None] if len(ramp) == w else ramp[:, None, None]
     img = c0 + (c1 - c0) * ramp * np.ones((h, w, 1), np.float32)
     blotch = rng.normal(0, 30, size=(4, 4, 3)).astype(np.float32)
     img += cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC)
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(1, clutter + 1))):
         colour = rng.uniform(0, 255, size=3).tolist()
         p0 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         if rng.random() < 0.5:
@@ -69,19 +70,34 @@ def shape_polygon(rng: np.random.Generator, label: int, centre: Tuple[float,
     return np.stack([centre[0] + x, centre[1] + y], 1).astype(np.float32)
 
 
-def fill(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None:
-    """Paint ``img`` where ``mask``: solid, striped or checkered colours."""
-    c0, c1 = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
-    kind = rng.integers(0, 3)
-    if kind == 0:
+def _colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+    """A random colour at least 100 (RGB distance) from ``avoid``."""
+    for _ in range(20):
+        c = rng.uniform(0, 255, size=3).astype(np.float32)
+        if np.linalg.norm(c - avoid) >= 100:
+            return c
+    return (255 - avoid).astype(np.float32)
+
+
+def fill(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray,
+         textured: float = 0.5) -> None:
+    """Paint ``img`` where ``mask`` in colours that stand out from what is
+    under it: solid, or (with probability ``textured``) striped or
+    checkered."""
+    if not mask.any():
+        return
+    under = img[mask].mean(0)
+    c0 = _colour(rng, under)
+    if rng.random() >= textured:
         img[mask] = c0
         return
+    c1 = _colour(rng, under)
     h, w = mask.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    period = rng.uniform(3, 8)
+    period = rng.uniform(4, 9)
     theta = rng.uniform(0, np.pi)
     u = (xx * np.cos(theta) + yy * np.sin(theta)) / period
-    if kind == 1:
+    if rng.random() < 0.5:
         sel = (np.floor(u) % 2).astype(bool)
     else:
         v = (-xx * np.sin(theta) + yy * np.cos(theta)) / period
@@ -91,13 +107,14 @@ def fill(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None:
 
 
 def draw(rng: np.random.Generator, img: np.ndarray, label: int,
-         centre: Tuple[float, float], size: float) -> np.ndarray:
+         centre: Tuple[float, float], size: float,
+         textured: float = 0.5) -> np.ndarray:
     """Draw one shape into ``img``; return its full (unoccluded) mask."""
     pts = shape_polygon(rng, label, centre, size)
     mask = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
     mask = mask.astype(bool)
-    fill(rng, img, mask)
+    fill(rng, img, mask, textured)
     return mask
 
 

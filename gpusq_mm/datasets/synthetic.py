@@ -157,8 +157,9 @@ def make_cls(root: str, num_train: int = 8, num_val: int = 4,
              progress: bool = False) -> str:
     """Write ``root/{train,val}/<class>/*.jpg``, classes balanced.
 
-    Each image shows one large shape (the label, 40-75 % of the image side)
-    and 0-3 small distractor shapes behind or in front of it.
+    Each image shows one large shape (the label, 45-80 % of the image side,
+    solid or textured) and 0-2 small distractor shapes behind or in front
+    of it.
 
     Args:
         root (str): Output directory.
@@ -187,17 +188,18 @@ def make_cls(root: str, num_train: int = 8, num_val: int = 4,
 
 def _cls_image(rng: np.random.Generator, label: int, h: int,
                w: int) -> np.ndarray:
-    img = background(rng, h, w)
+    img = background(rng, h, w, clutter=3)
     side = min(h, w)
-    num_distract = int(rng.integers(0, 4))
+    num_distract = int(rng.integers(0, 3))
     behind = int(rng.integers(0, num_distract + 1))
-    main_size = rng.uniform(0.4, 0.75) * side
+    main_size = rng.uniform(0.45, 0.8) * side
     for k in range(num_distract + 1):
         if k == behind:
-            centre = (rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h)
-            draw(rng, img, label, centre, main_size)
+            centre = (rng.uniform(0.4, 0.6) * w, rng.uniform(0.4, 0.6) * h)
+            draw(rng, img, label, centre, main_size, textured=0.3)
             continue
-        size = rng.uniform(0.12, 0.25) * side
+        size = rng.uniform(0.1, 0.2) * side
         centre = (rng.uniform(0, w), rng.uniform(0, h))
-        draw(rng, img, int(rng.integers(0, len(CLASSES))), centre, size)
+        draw(rng, img, int(rng.integers(0, len(CLASSES))), centre, size,
+             textured=0.0)
     return finish(rng, img)

@@ -4,8 +4,8 @@
 _base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
 
 data_root = 'data/demo/coco/'
-metainfo = dict(classes=('square', 'disc', 'triangle'))
-num_classes = 3
+metainfo = dict(classes=('square', 'disc', 'triangle', 'star', 'cross'))
+num_classes = 5  # gpusq_mm.datasets.CLASSES
 img_scale = (160, 128)
 
 model = dict(

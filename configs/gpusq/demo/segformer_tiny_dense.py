@@ -3,14 +3,17 @@
 _base_ = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
 
 data_root = 'data/demo/seg/'
-metainfo = dict(classes=('background', 'square', 'disc', 'triangle'),
-                palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]])
+# background + gpusq_mm.datasets.CLASSES
+metainfo = dict(classes=('background', 'square', 'disc', 'triangle', 'star',
+                         'cross'),
+                palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255],
+                         [255, 255, 0], [0, 255, 255]])
 crop_size = (64, 64)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(init_cfg=None),
-    decode_head=dict(channels=64, num_classes=4))
+    decode_head=dict(channels=64, num_classes=6))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
