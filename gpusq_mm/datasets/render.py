@@ -2,16 +2,20 @@
 
 A scene is a cluttered, textured background with filled shapes on it. Each
 shape has a class (:data:`CLASSES`), a random rotation, scale and aspect
-jitter, and a fill that is solid, striped or checkered; later shapes occlude
-earlier ones. Every random draw comes from the ``rng`` passed in, so a scene
+jitter, and a two-colour texture (:data:`STYLES`) that is the class's
+typical one with some probability; later shapes occlude earlier ones. Every random draw comes from the ``rng`` passed in, so a scene
 is a pure function of its generator state.
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 CLASSES = ('square', 'disc', 'triangle', 'star', 'cross')
+STYLES = ('checker', 'solid', 'stripes', 'dots', 'grid')
+# each class's typical texture (index-aligned with CLASSES)
+TYPICAL = STYLES
+HUES = (0., 55., 120., 210., 285.)  # and typical hue (degrees)
 
 
 def background(rng: np.random.Generator, h: int, w: int,
@@ -79,42 +83,74 @@ def _colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
     return (255 - avoid).astype(np.float32)
 
 
+def _pattern(rng: np.random.Generator, style: str, h: int,
+             w: int) -> np.ndarray:
+    """Boolean ``(h, w)`` selector of the first colour of a texture."""
+    if style == 'solid':
+        return np.ones((h, w), bool)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    theta = rng.uniform(0, np.pi)
+    u = xx * np.cos(theta) + yy * np.sin(theta)
+    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    period = rng.uniform(5, 8)
+    if style == 'stripes':
+        return (np.floor(u / period) % 2).astype(bool)
+    if style == 'checker':
+        return ((np.floor(u / period) + np.floor(v / period)) % 2
+                ).astype(bool)
+    if style == 'dots':
+        du = (u / period) % 1 - 0.5
+        dv = (v / period) % 1 - 0.5
+        return du * du + dv * dv > 0.09
+    # 'grid': thin lines on a plain fill
+    return ((u / period) % 1 > 0.3) & ((v / period) % 1 > 0.3)
+
+
+def _hue_colour(rng: np.random.Generator, hue: float) -> np.ndarray:
+    """A saturated RGB colour within 15 degrees of ``hue``."""
+    hsv = np.array([[[((hue + rng.uniform(-15, 15)) % 360) / 2,
+                      rng.uniform(150, 255), rng.uniform(130, 255)]]])
+    rgb = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    return rgb[0, 0].astype(np.float32)
+
+
 def fill(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray,
-         textured: float = 0.5) -> None:
-    """Paint ``img`` where ``mask`` in colours that stand out from what is
-    under it: solid, or (with probability ``textured``) striped or
-    checkered."""
+         style: str = 'solid', hue: Optional[float] = None) -> None:
+    """Paint ``img`` where ``mask`` with a texture of :data:`STYLES` in
+    two colours that stand out from what is under it (the first one of
+    ``hue`` when given)."""
     if not mask.any():
         return
     under = img[mask].mean(0)
-    c0 = _colour(rng, under)
-    if rng.random() >= textured:
-        img[mask] = c0
-        return
-    c1 = _colour(rng, under)
-    h, w = mask.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    period = rng.uniform(4, 9)
-    theta = rng.uniform(0, np.pi)
-    u = (xx * np.cos(theta) + yy * np.sin(theta)) / period
-    if rng.random() < 0.5:
-        sel = (np.floor(u) % 2).astype(bool)
-    else:
-        v = (-xx * np.sin(theta) + yy * np.cos(theta)) / period
-        sel = ((np.floor(u) + np.floor(v)) % 2).astype(bool)
+    c0, c1 = _colour(rng, under), _colour(rng, under)
+    if hue is not None:
+        c0 = _hue_colour(rng, hue)
+    sel = _pattern(rng, style, *mask.shape)
     img[mask & sel] = c0
     img[mask & ~sel] = c1
 
 
+def pick_style(rng: np.random.Generator, label: int,
+               typical: float) -> Tuple[str, Optional[float]]:
+    """Texture and hue of an object: the class's typical ones
+    (:data:`TYPICAL`, :data:`HUES`) with probability ``typical``, else a
+    random texture and colour, as real categories have typical but not
+    certain appearances."""
+    if rng.random() < typical:
+        return TYPICAL[label], HUES[label]
+    return STYLES[int(rng.integers(0, len(STYLES)))], None
+
+
 def draw(rng: np.random.Generator, img: np.ndarray, label: int,
          centre: Tuple[float, float], size: float,
-         textured: float = 0.5) -> np.ndarray:
-    """Draw one shape into ``img``; return its full (unoccluded) mask."""
+         typical: float = 0.5) -> np.ndarray:
+    """Draw one shape into ``img`` with a texture from :func:`pick_style`;
+    return its full (unoccluded) mask."""
     pts = shape_polygon(rng, label, centre, size)
     mask = np.zeros(img.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
     mask = mask.astype(bool)
-    fill(rng, img, mask, textured)
+    fill(rng, img, mask, *pick_style(rng, label, typical))
     return mask
 
 

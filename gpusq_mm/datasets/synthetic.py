@@ -157,9 +157,9 @@ def make_cls(root: str, num_train: int = 8, num_val: int = 4,
              progress: bool = False) -> str:
     """Write ``root/{train,val}/<class>/*.jpg``, classes balanced.
 
-    Each image shows one large shape (the label, 45-80 % of the image side,
-    solid or textured) and 0-2 small distractor shapes behind or in front
-    of it.
+    Each image shows one large shape (the label, 45-80 % of the image side)
+    with its class's typical texture 70 % of the time (a random one
+    otherwise), and 0-2 small distractor shapes behind or in front of it.
 
     Args:
         root (str): Output directory.
@@ -196,10 +196,10 @@ def _cls_image(rng: np.random.Generator, label: int, h: int,
     for k in range(num_distract + 1):
         if k == behind:
             centre = (rng.uniform(0.4, 0.6) * w, rng.uniform(0.4, 0.6) * h)
-            draw(rng, img, label, centre, main_size, textured=0.3)
+            draw(rng, img, label, centre, main_size, typical=0.7)
             continue
         size = rng.uniform(0.1, 0.2) * side
         centre = (rng.uniform(0, w), rng.uniform(0, h))
         draw(rng, img, int(rng.integers(0, len(CLASSES))), centre, size,
-             textured=0.0)
+             typical=0.0)
     return finish(rng, img)

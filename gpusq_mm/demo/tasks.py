@@ -56,13 +56,13 @@ class DemoTask:
         return opts
 
     def schedule_opts(self, units: int, ckpt_every: int) -> List[str]:
-        """Length of training and checkpoint interval."""
-        if self.by_epoch:
-            return [f'train_cfg.max_epochs={units}',
-                    f'train_cfg.val_interval={units}',
-                    f'default_hooks.checkpoint.interval={ckpt_every}']
-        return [f'train_cfg.max_iters={units}',
+        """Length of training, end of the main LR scheduler (the second
+        one, after warm-up, in every demo config) and checkpoint
+        interval."""
+        key = 'max_epochs' if self.by_epoch else 'max_iters'
+        return [f'train_cfg.{key}={units}',
                 f'train_cfg.val_interval={units}',
+                f'param_scheduler.1.end={units}',
                 f'default_hooks.checkpoint.interval={ckpt_every}']
 
     def qat_start_opt(self) -> str:
@@ -92,7 +92,7 @@ TASKS: Dict[str, DemoTask] = {
         make_data=make_cls, data_kwargs=dict(num_train=1000, num_val=200),
         by_epoch=True, dense_units=60, phase_units=15,
         metrics={'top-1': 'accuracy/top1'}, headline='top-1',
-        tolerance=1.0),
+        tolerance=1.0, extra_opts=['optim_wrapper.optimizer.lr=5e-4']),
     'seg': DemoTask(
         name='seg', title='semantic segmentation, tiny SegFormer (mmseg)',
         dense_cfg='segformer_tiny_dense.py',
