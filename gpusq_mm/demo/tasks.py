@@ -98,14 +98,16 @@ TASKS: Dict[str, DemoTask] = {
         dense_cfg='segformer_tiny_dense.py',
         gpusq_cfg='segformer_tiny_gpusq.py', make_data=make_seg,
         data_kwargs=dict(num_train=1000, num_val=200), by_epoch=False,
-        dense_units=1500, phase_units=400, metrics={'mIoU': 'mIoU'},
-        headline='mIoU', tolerance=2.0),
+        dense_units=2000, phase_units=500, metrics={'mIoU': 'mIoU'},
+        headline='mIoU', tolerance=2.0,
+        extra_opts=['optim_wrapper.optimizer.lr=3e-4']),
     'det': DemoTask(
         name='det', title='instance segmentation, tiny Swin Mask R-CNN '
         '(mmdet)', dense_cfg='mask_rcnn_swin_tiny_dense.py',
         gpusq_cfg='mask_rcnn_swin_tiny_gpusq.py', make_data=make_coco,
         data_kwargs=dict(num_train=1000, num_val=200), by_epoch=True,
-        dense_units=12, phase_units=3,
+        dense_units=8, phase_units=2,
+        extra_opts=['optim_wrapper.optimizer.lr=1e-4'],
         metrics={'bbox mAP': 'coco/bbox_mAP', 'segm mAP': 'coco/segm_mAP'},
         headline='bbox mAP', tolerance=2.0),
 }

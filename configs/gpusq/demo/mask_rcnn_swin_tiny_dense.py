@@ -1,6 +1,7 @@
 # A tiny Swin Mask R-CNN (same code path as Mask R-CNN Swin-T, far fewer
 # channels and blocks) on the synthetic COCO set of
-# `python tools/misc/make_demo_data.py`. Trains in seconds on a CPU.
+# `python tools/misc/make_demo_data.py`; ~85 s per epoch of 1000 images on
+# one CPU thread.
 _base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
 
 data_root = 'data/demo/coco/'
@@ -44,7 +45,7 @@ test_pipeline = [
                     'scale_factor'))
 ]
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
+    batch_size=4, num_workers=0, persistent_workers=False,
     batch_sampler=None,
     dataset=dict(
         data_root=data_root, metainfo=metainfo,

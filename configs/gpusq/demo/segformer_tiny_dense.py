@@ -34,7 +34,7 @@ dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
                img_suffix='.jpg', seg_map_suffix='.png',
                reduce_zero_label=False)
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
+    batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(
         _delete_=True, **dataset,
         data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
@@ -47,13 +47,13 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 200
+max_iters = 2000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=20),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=max_iters,
+         end=50),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters,
          by_epoch=False)
 ]
 optim_wrapper = dict(optimizer=dict(lr=6e-4))
