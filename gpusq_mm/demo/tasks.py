@@ -56,11 +56,11 @@ class DemoTask:
         return opts
 
     def schedule_opts(self, units: int, ckpt_every: int) -> List[str]:
-        """Length of training, end of the main LR scheduler (the second
-        one, after warm-up, in every demo config) and checkpoint
+        """Seed, length of training, end of the main LR scheduler (the
+        second one, after warm-up, in every demo config) and checkpoint
         interval."""
         key = 'max_epochs' if self.by_epoch else 'max_iters'
-        return [f'train_cfg.{key}={units}',
+        return ['randomness.seed=0', f'train_cfg.{key}={units}',
                 f'train_cfg.val_interval={units}',
                 f'param_scheduler.1.end={units}',
                 f'default_hooks.checkpoint.interval={ckpt_every}']
