@@ -2,9 +2,11 @@
 
 A scene is a cluttered, textured background with filled shapes on it. Each
 shape has a class (:data:`CLASSES`), a random rotation, scale and aspect
-jitter, and a two-colour texture (:data:`STYLES`) that is the class's
-typical one with some probability; later shapes occlude earlier ones. Every random draw comes from the ``rng`` passed in, so a scene
-is a pure function of its generator state.
+jitter, and a two-colour texture (:data:`STYLES`) that, with some
+probability, is the class's typical texture and hue (:data:`TYPICAL`,
+:data:`HUES`); later shapes occlude earlier ones. Every random draw comes
+from the ``rng`` passed in, so a scene is a pure function of its generator
+state.
 """
 from typing import List, Optional, Tuple
 

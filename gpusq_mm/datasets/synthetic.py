@@ -1,9 +1,10 @@
 """Deterministic synthetic datasets in the three codebases' formats.
 
 Scenes (see :mod:`.render`) hold shapes of five classes with random
-colour, texture (solid / stripes / checkers), rotation, aspect, scale and
-occlusion on a cluttered gradient background, so tiny models learn well
-above chance but do not saturate. No download; every image is a pure
+rotation, aspect, scale and occlusion on a cluttered gradient background;
+each object is drawn in its class's typical texture and hue with some
+probability (random ones otherwise), so tiny models learn well above chance
+but do not saturate. No download; every image is a pure
 function of ``(seed, split, index)``, so the same seed writes byte-identical
 files. Each writer returns the dataset root.
 

@@ -64,7 +64,8 @@ def checkpoint_stats(path: str) -> dict:
                 quantized_layers=len(quant), layers=layers,
                 violations_24=sum(x['violations'] for x in layers),
                 fp32_bytes=fp32, compressed_bytes=rest + packed_bytes,
-                sparse_fp32_bytes=packed_fp32, sparse_packed_bytes=packed_bytes,
+                sparse_fp32_bytes=packed_fp32,
+                sparse_packed_bytes=packed_bytes,
                 sparse_ratio=round(packed_fp32 / packed_bytes, 3)
                 if packed_bytes else None,
                 model_ratio=round(fp32 / (rest + packed_bytes), 3))
