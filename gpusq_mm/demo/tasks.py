@@ -11,6 +11,9 @@ from typing import Callable, Dict, List, Optional
 from gpusq_mm.datasets import make_cls, make_coco, make_seg
 
 
+EMPTY_DETECTIONS = 'The testing results of the whole dataset is empty'
+
+
 @dataclass
 class DemoTask:
     """One task of the demo.
@@ -77,6 +80,8 @@ class DemoTask:
         out = {}
         for name, key in self.metrics.items():
             found = re.findall(re.escape(key) + r': (-?[0-9.]+)', log)
+            if not found and EMPTY_DETECTIONS in log:
+                found = ['0']  # mmdet reports no AP when nothing detected
             if not found:
                 raise RuntimeError(f'no {key!r} in the test output')
             value = float(found[-1])

@@ -13,6 +13,10 @@ def test_parse_metrics_from_test_logs():
                'coco/bbox_mAP: 0.4560 coco/segm_mAP: 0.3210')
     assert TASKS['det'].parse_metrics(det_log) == pytest.approx(
         {'bbox mAP': 45.6, 'segm mAP': 32.1})
+    empty = ('ERROR - coco_metric.py - The testing results of the whole '
+             'dataset is empty.\n Epoch(test) [20/20] data_time: 0.01')
+    assert TASKS['det'].parse_metrics(empty) == {'bbox mAP': 0.0,
+                                                 'segm mAP': 0.0}
     with pytest.raises(RuntimeError, match='mIoU'):
         TASKS['seg'].parse_metrics('no metrics here')
 
