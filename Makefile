@@ -4,7 +4,7 @@ GPUSQ_VENV ?= $(CURDIR)/.venv
 export GPUSQ_VENV
 PY := $(GPUSQ_VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo
-# tasks of `make demo`: any of cls seg det (det adds ~15 min on 2 cores)
+# tasks of `make demo`: any of cls seg det (det adds ~17 min, measured)
 DEMO_TASKS ?= cls seg
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
