@@ -4,6 +4,9 @@ GPUSQ_VENV ?= $(CURDIR)/.venv
 export GPUSQ_VENV
 PY := $(GPUSQ_VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo
+# tasks of `make demo`: any of cls seg det (det adds ~17 min, measured)
+DEMO_TASKS ?= cls seg
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-fast demo clean-venv help
@@ -11,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make setup   create/reuse $(GPUSQ_VENV) and install the pinned stack"
 	@echo "make test    setup, then run the test suite"
-	@echo "make demo    setup, then run the smallest end-to-end GPUSQ flow"
+	@echo "make demo    setup, then data -> dense -> GPUSQ (2:4, INT8 QAT, KD) -> eval -> ONNX -> report"
 
 setup:
 	@bash tools/setup_env.sh
@@ -23,7 +26,7 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+	$(PY) tools/demo.py --work-dir $(DEMO_DIR) --tasks $(DEMO_TASKS) $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(GPUSQ_VENV)

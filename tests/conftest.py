@@ -10,7 +10,9 @@ def data_cwd(tmp_path_factory) -> str:
     so the demo configs' relative ``data_root`` points there."""
     from gpusq_mm.datasets import make_cls, make_coco, make_seg
     root = str(tmp_path_factory.mktemp('cwd'))
-    make_coco(osp.join(root, 'data/demo/coco'), num_train=4, num_val=2)
+    # two training iterations per epoch at the demo configs' batch sizes
+    # (Mask R-CNN 4, DeiT 32)
+    make_coco(osp.join(root, 'data/demo/coco'), num_train=8, num_val=2)
     make_seg(osp.join(root, 'data/demo/seg'), num_train=4, num_val=2)
-    make_cls(osp.join(root, 'data/demo/cls'), num_train=8, num_val=4)
+    make_cls(osp.join(root, 'data/demo/cls'), num_train=64, num_val=4)
     return root

@@ -1,121 +1,151 @@
-"""The smallest end-to-end GPUSQ flow, on generated data, on a CPU.
+"""The whole GPUSQ pipeline on generated data, on a CPU (``make demo``).
 
-1. generate the synthetic classification set,
-2. train the dense tiny DeiT teacher,
-3. run GPUSQ on it (phase S: 2:4 + KD, phase Q: INT8 QAT + KD),
-4. evaluate dense and GPUSQ top-1, check the 2:4 pattern and print a table.
+For each task (classification by default; ``--tasks cls seg det``):
 
-    python tools/demo.py [--work-dir work_dirs/demo]
+1. generate the deterministic synthetic data set,
+2. train the dense teacher (``configs/gpusq/demo/*_dense.py``),
+3. GPUSQ: phase S (2:4 + KD) then phase Q (INT8 QAT + KD) in one
+   ``tools/train.py`` run of ``*_gpusq.py``, teacher = the dense checkpoint,
+4. evaluate dense / 2:4 (end of phase S) / 2:4+INT8 (end of phase Q) with
+   ``tools/test.py`` and the task metric,
+5. weight sizes (packed INT8 2:4 file) and the per-layer 2:4 check,
+6. deploy to ONNX and time ONNX Runtime FP32 vs INT8 with
+   ``tools/deploy.py`` and ``tools/analysis/benchmark_onnx.py`` (skipped,
+   with the reason in the report, where those tools are absent),
+
+then write ``report.json``, ``report.md`` and PNG plots to the work dir and
+print the results table::
+
+    python tools/demo.py [--work-dir work_dirs/demo] [--tasks cls]
 """
 import argparse
-import json
 import os
 import os.path as osp
-import re
-import subprocess
+import platform
 import sys
 import time
+from dataclasses import replace
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from gpusq_mm.demo import report as rep  # noqa: E402
+from gpusq_mm.demo.deploy_step import deploy_task  # noqa: E402
+from gpusq_mm.demo.runner import run_tool  # noqa: E402
+from gpusq_mm.demo.tasks import DemoTask, progress_of, select  # noqa: E402
+
 DEMO = osp.join(REPO, 'configs', 'gpusq', 'demo')
 
 
-def run(script: str, args: list, log: str) -> str:
-    """Run a tool, stream nothing, keep the log; return its output."""
-    print(f'  $ python tools/{script} {" ".join(args)}', flush=True)
-    start = time.time()
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', script),
-                           *args], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=REPO))
-    with open(log, 'w') as f:
-        f.write(proc.stdout + proc.stderr)
-    if proc.returncode:
-        sys.exit(f'{script} failed (exit {proc.returncode}); see {log}')
-    print(f'    done in {time.time() - start:.0f} s (log: {log})', flush=True)
-    return proc.stdout + proc.stderr
+def train(task: DemoTask, cfg: str, work: str, units: int, ckpt_every: int,
+          extra: list, desc: str) -> None:
+    run_tool('train.py', [osp.join(DEMO, cfg), '--work-dir', work,
+                          '--cfg-options', *task.data_opts(task.data_root),
+                          *task.schedule_opts(units, ckpt_every), *extra],
+             osp.join(work, 'train.log'), desc,
+             progress=lambda line: progress_of(line, units))
 
 
-def top1(output: str) -> float:
-    found = re.findall(r'accuracy/top1: ([0-9.]+)', output)
-    if not found:
-        sys.exit('no accuracy/top1 in the test output')
-    return float(found[-1])
+def evaluate(task: DemoTask, cfg: str, ckpt: str, work: str,
+             desc: str) -> dict:
+    out = run_tool('test.py', [osp.join(DEMO, cfg), ckpt, '--work-dir', work,
+                               '--cfg-options',
+                               *task.data_opts(task.data_root)],
+                   osp.join(work, 'test.log'), desc)
+    return task.parse_metrics(out)
+
+
+def run_task(task: DemoTask, work: str, skip_deploy: bool) -> dict:
+    """Steps 1-6 for one task; returns its part of the report."""
+    seconds = {}
+    tic = time.time()
+    task.data_root = task.make_data(osp.join(work, 'data'), progress=True,
+                                    **task.data_kwargs)
+    seconds['data'] = time.time() - tic
+
+    tic = time.time()
+    dense_dir = osp.join(work, 'dense')
+    train(task, task.dense_cfg, dense_dir, task.dense_units,
+          task.dense_units, [], f'[{task.name}] dense teacher')
+    dense_ckpt = osp.join(dense_dir, task.checkpoint_name(task.dense_units))
+    seconds['dense train'] = time.time() - tic
+
+    tic = time.time()
+    gpusq_dir = osp.join(work, 'gpusq')
+    units = 2 * task.phase_units
+    train(task, task.gpusq_cfg, gpusq_dir, units, task.phase_units,
+          [f'model.teacher_ckpt={dense_ckpt}', task.qat_start_opt(),
+           *task.extra_opts],
+          f'[{task.name}] GPUSQ phase S -> Q')
+    ckpt_s = osp.join(gpusq_dir, task.checkpoint_name(task.phase_units))
+    ckpt_q = osp.join(gpusq_dir, task.checkpoint_name(units))
+    seconds['GPUSQ train'] = time.time() - tic
+
+    tic = time.time()
+    metrics = {
+        'dense': evaluate(task, task.dense_cfg, dense_ckpt,
+                          osp.join(work, 'test_dense'),
+                          f'[{task.name}] eval dense'),
+        '2:4': evaluate(task, task.gpusq_cfg, ckpt_s,
+                        osp.join(work, 'test_24'), f'[{task.name}] eval 2:4'),
+        '2:4+INT8': evaluate(task, task.gpusq_cfg, ckpt_q,
+                             osp.join(work, 'test_24_int8'),
+                             f'[{task.name}] eval 2:4+INT8'),
+    }
+    seconds['eval'] = time.time() - tic
+    stats = rep.checkpoint_stats(ckpt_q)
+    tic = time.time()
+    deploy = deploy_task(task, work, dense_ckpt, ckpt_q, skip_deploy)
+    seconds['deploy'] = time.time() - tic
+    return dict(name=task.name, title=task.title, headline=task.headline,
+                tolerance=task.tolerance, metrics=metrics, stats=stats,
+                deploy=deploy, seconds=seconds,
+                checkpoints=dict(dense=dense_ckpt, sparse=ckpt_s,
+                                 gpusq=ckpt_q))
+
+
+def quick(task: DemoTask) -> DemoTask:
+    """The same task with tiny data and schedule (smoke runs)."""
+    units = (2, 1) if task.by_epoch else (8, 4)
+    return replace(task, dense_units=units[0], phase_units=units[1],
+                   data_kwargs=dict(task.data_kwargs, num_train=60,
+                                    num_val=20))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--epochs', type=int, default=30)
+    parser.add_argument('--tasks', nargs='+', default=['cls'],
+                        help='any of: cls seg det')
+    parser.add_argument('--skip-deploy', action='store_true',
+                        help='do not run the ONNX deploy/latency step')
+    parser.add_argument('--quick', action='store_true',
+                        help='smoke run: 60/20 images, a few iterations '
+                        '(numbers meaningless; checks the pipeline)')
     args = parser.parse_args()
-    work = osp.abspath(args.work_dir)
-    os.makedirs(work, exist_ok=True)
-    data = osp.join(work, 'data')
-
-    print('[1/4] generating synthetic data', flush=True)
-    from gpusq_mm.datasets import make_cls
-    make_cls(osp.join(data, 'cls'), num_train=240, num_val=120)
-    data_opt = [f'train_dataloader.dataset.data_root={data}/cls',
-                f'val_dataloader.dataset.data_root={data}/cls',
-                f'test_dataloader.dataset.data_root={data}/cls']
-    epochs = args.epochs
-    sched = [f'train_cfg.max_epochs={epochs}',
-             f'train_cfg.val_interval={epochs}',
-             f'default_hooks.checkpoint.interval={epochs}']
-
-    print('[2/4] training the dense teacher', flush=True)
-    dense_dir = osp.join(work, 'dense')
-    run('train.py', [osp.join(DEMO, 'deit_tiny_dense.py'), '--work-dir',
-                     dense_dir, '--cfg-options', *data_opt, *sched],
-        osp.join(work, 'dense_train.log'))
-    dense_ckpt = osp.join(dense_dir, f'epoch_{epochs}.pth')
-
-    print('[3/4] GPUSQ: phase S (2:4 + KD) then phase Q (INT8 QAT + KD)',
-          flush=True)
-    gpusq_dir = osp.join(work, 'gpusq')
-    run('train.py', [osp.join(DEMO, 'deit_tiny_gpusq.py'), '--work-dir',
-                     gpusq_dir, '--cfg-options', *data_opt, *sched,
-                     f'model.teacher_ckpt={dense_ckpt}',
-                     f'custom_hooks.1.start_epoch={epochs // 2}'],
-        osp.join(work, 'gpusq_train.log'))
-    gpusq_ckpt = osp.join(gpusq_dir, f'epoch_{epochs}.pth')
-
-    print('[4/4] evaluating', flush=True)
-    dense_top1 = top1(run('test.py', [
-        osp.join(DEMO, 'deit_tiny_dense.py'), dense_ckpt, '--work-dir',
-        osp.join(work, 'dense_test'), '--cfg-options', *data_opt],
-        osp.join(work, 'dense_test.log')))
-    gpusq_top1 = top1(run('test.py', [
-        osp.join(DEMO, 'deit_tiny_gpusq.py'), gpusq_ckpt, '--work-dir',
-        osp.join(work, 'gpusq_test'), '--cfg-options', *data_opt],
-        osp.join(work, 'gpusq_test.log')))
-    report = summarize(gpusq_ckpt, dense_top1, gpusq_top1)
-    with open(osp.join(work, 'report.json'), 'w') as f:
-        json.dump(report, f, indent=2)
-    print_table(report)
-
-
-def summarize(ckpt_path: str, dense_top1: float, gpusq_top1: float) -> dict:
-    from gpusq_mm.sparsity import count_violations
-    from gpusq_mm.utils import load_checkpoint_file
-    ckpt = load_checkpoint_file(ckpt_path)
-    gpusq = ckpt['meta']['gpusq']
-    sd = ckpt['state_dict']
-    sparse = gpusq['sparsity']['layers']
-    violations = sum(count_violations(sd[f'architecture.{n}'])
-                     for n in sparse)
-    return dict(dense_top1=dense_top1, gpusq_top1=gpusq_top1,
-                phase=gpusq['phase'], sparse_layers=len(sparse),
-                quantized_layers=len(gpusq['quant']['layers']),
-                violations_24=violations, checkpoint=ckpt_path)
-
-
-def print_table(r: dict) -> None:
-    print('\n| model | top-1 (%) | 2:4 layers | INT8 layers |')
-    print('|---|---|---|---|')
-    print(f'| dense tiny DeiT | {r["dense_top1"]:.2f} | 0 | 0 |')
-    print(f'| GPUSQ (2:4 + INT8 QAT + KD) | {r["gpusq_top1"]:.2f} | '
-          f'{r["sparse_layers"]} | {r["quantized_layers"]} |')
-    print(f'\n2:4 violations in the GPUSQ checkpoint: {r["violations_24"]}')
+    tasks = [quick(t) for t in select(args.tasks)] if args.quick \
+        else select(args.tasks)
+    work = rep.ensure_dir(osp.abspath(args.work_dir))
+    os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+    start = time.time()
+    report = dict(command='python tools/demo.py ' + ' '.join(sys.argv[1:]),
+                  machine=f'{platform.machine()}, {os.cpu_count()} CPUs, '
+                  f'{platform.processor() or "cpu"}', tasks={})
+    for task in tasks:
+        print(f'== {task.name}: {task.title}', flush=True)
+        report['tasks'][task.name] = run_task(
+            task, rep.ensure_dir(osp.join(work, task.name)),
+            args.skip_deploy)
+        report['wall_s'] = round(time.time() - start, 1)
+        rep.write_json(osp.join(work, 'report.json'), report)
+    report['plots'] = rep.write_plots(work, report)
+    rep.write_json(osp.join(work, 'report.json'), report)
+    rep.write_markdown(osp.join(work, 'report.md'), report)
+    print('\n' + '\n'.join(rep.results_table(report)))
+    print('\n' + '\n'.join(rep.size_table(report)))
+    print('\n' + '\n'.join(rep.latency_lines(report)))
+    print(f'\nwall time {report["wall_s"] / 60:.1f} min; report: '
+          f'{osp.join(work, "report.md")}')
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ def _build(**overrides):
 def _batch(model, n=2):
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
-    data = dict(inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)
+    data = dict(inputs=[torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
                         for _ in range(n)],
                 data_samples=[DataSample().set_gt_label(i % 3)
                               for i in range(n)])

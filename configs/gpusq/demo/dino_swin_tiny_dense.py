@@ -44,7 +44,7 @@ model = dict(
     positional_encoding=dict(num_feats=embed_dims // 2, normalize=True,
                              offset=0.0, temperature=20),
     bbox_head=dict(
-        type='DINOHead', num_classes=3, embed_dims=embed_dims,
+        type='DINOHead', num_classes=5, embed_dims=embed_dims,
         sync_cls_avg_factor=True,
         loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
                       alpha=0.25, loss_weight=1.0),

@@ -3,14 +3,17 @@
 _base_ = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
 
 data_root = 'data/demo/seg/'
-metainfo = dict(classes=('background', 'square', 'disc', 'triangle'),
-                palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]])
+# background + gpusq_mm.datasets.CLASSES
+metainfo = dict(classes=('background', 'square', 'disc', 'triangle', 'star',
+                         'cross'),
+                palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255],
+                         [255, 255, 0], [0, 255, 255]])
 crop_size = (64, 64)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(init_cfg=None),
-    decode_head=dict(channels=64, num_classes=4))
+    decode_head=dict(channels=64, num_classes=6))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -31,7 +34,7 @@ dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
                img_suffix='.jpg', seg_map_suffix='.png',
                reduce_zero_label=False)
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
+    batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(
         _delete_=True, **dataset,
         data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
@@ -44,13 +47,13 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 200
+max_iters = 2000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=20),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=max_iters,
+         end=50),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters,
          by_epoch=False)
 ]
 optim_wrapper = dict(optimizer=dict(lr=6e-4))

@@ -1,4 +1,4 @@
-# A tiny Swin classifier (mmpretrain SwinTransformer, 32 px, window 2) on
+# A tiny Swin classifier (mmpretrain SwinTransformer, 64 px, window 4) on
 # the synthetic ImageNet-style set; data and schedule from
 # deit_tiny_dense.py.
 _base_ = ['./deit_tiny_dense.py']
@@ -10,11 +10,11 @@ model = dict(
         type='SwinTransformer',
         arch=dict(embed_dims=32, depths=[1, 1, 2, 1],
                   num_heads=[1, 2, 4, 8]),
-        img_size=32, window_size=2, pad_small_map=True,
+        img_size=64, window_size=4, pad_small_map=True,
         drop_path_rate=0.0),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
-        type='LinearClsHead', num_classes=3, in_channels=256,
+        type='LinearClsHead', num_classes=5, in_channels=256,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
     init_cfg=[
         dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),

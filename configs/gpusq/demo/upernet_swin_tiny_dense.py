@@ -18,13 +18,13 @@ model = dict(
     decode_head=dict(
         type='UPerHead', in_channels=[32, 64, 128, 256],
         in_index=[0, 1, 2, 3], pool_scales=(1, 2, 3, 6), channels=64,
-        dropout_ratio=0.1, num_classes=4, norm_cfg=norm_cfg,
+        dropout_ratio=0.1, num_classes=6, norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
                          loss_weight=1.0)),
     auxiliary_head=dict(
         type='FCNHead', in_channels=128, in_index=2, channels=64,
-        num_convs=1, concat_input=False, dropout_ratio=0.1, num_classes=4,
+        num_convs=1, concat_input=False, dropout_ratio=0.1, num_classes=6,
         norm_cfg=norm_cfg, align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
                          loss_weight=0.4)),

@@ -1,0 +1,207 @@
+"""What the demo measures on a GPUSQ checkpoint, and its report files:
+``report.json``, ``report.md`` and PNG plots (matplotlib, Agg backend)."""
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, List
+
+import torch
+
+from gpusq_mm.sparsity import count_violations
+from gpusq_mm.sparsity.packed import quantize_weight, save_packed
+from gpusq_mm.utils import load_checkpoint_file
+
+PHASES = ('dense', '2:4', '2:4+INT8')
+
+
+def _student_state(ckpt: dict) -> Dict[str, torch.Tensor]:
+    sd = ckpt['state_dict']
+    prefix = 'architecture.'
+    if any(k.startswith(prefix) for k in sd):
+        sd = {k[len(prefix):]: v for k, v in sd.items()
+              if k.startswith(prefix)}
+    return sd
+
+
+def checkpoint_stats(path: str) -> dict:
+    """Per-layer 2:4 state and weight bytes of a GPUSQ checkpoint.
+
+    Sizes: ``fp32_bytes`` counts every float weight of the student at 4
+    bytes; ``compressed_bytes`` stores the 2:4 INT8 layers in the packed
+    format (measured on the written file), other INT8 layers at 1 byte per
+    weight plus a float32 scale per output channel, and the rest (norms,
+    biases, embeddings, layers kept dense) at 4 bytes.
+    """
+    ckpt = load_checkpoint_file(path)
+    gpusq = ckpt['meta']['gpusq']
+    sd = _student_state(ckpt)
+    sparse = list(gpusq['sparsity']['layers'])
+    quant = {f'{m}.weight' for m in gpusq.get('quant', {}).get('layers', [])}
+    layers, packed = [], {}
+    for name in sparse:
+        w = sd[name].float()
+        layers.append(dict(name=name, shape=list(w.shape),
+                           zeros=round(float((w == 0).float().mean()), 4),
+                           violations=count_violations(w)))
+        if name in quant:
+            amax = sd.get(name.rsplit('.', 1)[0] + '.weight_amax')
+            packed[name] = quantize_weight(w, amax)
+    with tempfile.TemporaryDirectory() as tmp:
+        packed_bytes = save_packed(osp.join(tmp, 'w.gsq24'), packed) \
+            if packed else 0
+    fp32 = rest = 0
+    for name, v in sd.items():
+        if not v.is_floating_point() or name.endswith('_amax'):
+            continue
+        fp32 += v.numel() * 4
+        if name in packed:
+            continue
+        rest += v.numel() + 4 * v.shape[0] if name in quant \
+            else v.numel() * 4
+    packed_fp32 = sum(sd[n].numel() * 4 for n in packed)
+    return dict(phase=gpusq['phase'], sparse_layers=len(sparse),
+                quantized_layers=len(quant), layers=layers,
+                violations_24=sum(x['violations'] for x in layers),
+                fp32_bytes=fp32, compressed_bytes=rest + packed_bytes,
+                sparse_fp32_bytes=packed_fp32,
+                sparse_packed_bytes=packed_bytes,
+                sparse_ratio=round(packed_fp32 / packed_bytes, 3)
+                if packed_bytes else None,
+                model_ratio=round(fp32 / (rest + packed_bytes), 3))
+
+
+def write_json(path: str, report: dict) -> None:
+    with open(path, 'w') as f:
+        json.dump(report, f, indent=2)
+
+
+def results_table(report: dict) -> List[str]:
+    """Markdown rows: one per task and phase."""
+    rows = ['| task | model | metric | dense | 2:4 | 2:4+INT8 | drop | '
+            'within bound |', '|---|---|---|---|---|---|---|---|']
+    for t in report['tasks'].values():
+        for metric in t['metrics']['dense']:
+            vals = [t['metrics'][p][metric] for p in PHASES]
+            drop = vals[0] - vals[2]
+            ok = '' if metric != t['headline'] else (
+                f'yes (<= {t["tolerance"]})' if drop <= t['tolerance']
+                else f'NO (> {t["tolerance"]})')
+            rows.append(f'| {t["name"]} | {t["title"]} | {metric} | '
+                        + ' | '.join(f'{v:.2f}' for v in vals)
+                        + f' | {drop:+.2f} | {ok} |')
+    return rows
+
+
+def size_table(report: dict) -> List[str]:
+    rows = ['| task | 2:4 layers | INT8 layers | 2:4 violations | FP32 '
+            'weights | compressed | ratio | 2:4 layers FP32 -> packed |',
+            '|---|---|---|---|---|---|---|---|']
+    for t in report['tasks'].values():
+        s = t['stats']
+        rows.append(
+            f'| {t["name"]} | {s["sparse_layers"]} | '
+            f'{s["quantized_layers"]} | {s["violations_24"]} | '
+            f'{s["fp32_bytes"] / 1e6:.3f} MB | '
+            f'{s["compressed_bytes"] / 1e6:.3f} MB | '
+            f'{s["model_ratio"]:.2f}x | {s["sparse_ratio"]:.2f}x |')
+    return rows
+
+
+def latency_lines(report: dict) -> List[str]:
+    lines = []
+    for t in report['tasks'].values():
+        d = t.get('deploy', {})
+        if d.get('status') != 'ok':
+            lines.append(f'- {t["name"]}: deploy step not run: '
+                         f'{d.get("reason", "unknown")}')
+            continue
+        for row in d['latency']:
+            lines.append(f'- {t["name"]} {row["label"]}: '
+                         + ', '.join(f'{k} {v}' for k, v in row.items()
+                                     if k != 'label'))
+    return lines
+
+
+def write_markdown(path: str, report: dict) -> None:
+    lines = ['# GPUSQ demo report', '',
+             f'Machine: {report["machine"]}; wall time '
+             f'{report["wall_s"] / 60:.1f} min; command: '
+             f'`{report["command"]}`', '', '## Accuracy', '',
+             *results_table(report), '', '## Weight sizes', '',
+             *size_table(report), '', '## ONNX Runtime latency', '',
+             *latency_lines(report), '', '## Step times', '']
+    for t in report['tasks'].values():
+        lines.append(f'- {t["name"]}: ' + ', '.join(
+            f'{k} {v:.0f} s' for k, v in t['seconds'].items()))
+    lines += ['', 'Plots: ' + ', '.join(
+        f'`{p}`' for p in report.get('plots', []))]
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def write_plots(out_dir: str, report: dict) -> List[str]:
+    """accuracy.png, sparsity.png, sizes.png (and latency.png when the
+    deploy step ran); returns the file names."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    tasks = list(report['tasks'].values())
+    names = []
+
+    def save(fig, name):
+        fig.tight_layout()
+        fig.savefig(osp.join(out_dir, name), dpi=100)
+        plt.close(fig)
+        names.append(name)
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2),
+                             squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        vals = [t['metrics'][p][t['headline']] for p in PHASES]
+        ax.bar(PHASES, vals, color=['#888', '#4a7', '#47a'])
+        ax.set_ylim(max(0, min(vals) - 10), max(vals) + 3)
+        ax.set_title(f'{t["name"]}: {t["headline"]}')
+        for i, v in enumerate(vals):
+            ax.text(i, v, f'{v:.1f}', ha='center', va='bottom')
+    save(fig, 'accuracy.png')
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for t in tasks:
+        zeros = [x['zeros'] for x in t['stats']['layers']]
+        ax.plot(range(len(zeros)), zeros, 'o-', label=t['name'], ms=3)
+    ax.axhline(0.5, color='k', lw=0.5, ls='--')
+    ax.set_ylim(0, 1)
+    ax.set_xlabel('2:4 layer (model order)')
+    ax.set_ylabel('fraction of zero weights')
+    ax.legend()
+    save(fig, 'sparsity.png')
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    x = range(len(tasks))
+    ax.bar([i - 0.2 for i in x], [t['stats']['fp32_bytes'] / 1e6
+                                  for t in tasks], 0.4, label='FP32')
+    ax.bar([i + 0.2 for i in x], [t['stats']['compressed_bytes'] / 1e6
+                                  for t in tasks], 0.4,
+           label='2:4 INT8 packed')
+    ax.set_xticks(list(x), [t['name'] for t in tasks])
+    ax.set_ylabel('weights (MB)')
+    ax.legend()
+    save(fig, 'sizes.png')
+
+    lat = [(t['name'], r) for t in tasks
+           if t.get('deploy', {}).get('status') == 'ok'
+           for r in t['deploy']['latency']]
+    if lat:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.bar([f'{n} {r["label"]}' for n, r in lat],
+               [r['median_ms'] for _, r in lat])
+        ax.set_ylabel('ORT median latency (ms)')
+        plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
+        save(fig, 'latency.png')
+    return names
+
+
+def ensure_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path
