@@ -3,12 +3,13 @@ smoke-tested on, in the real data sets' layouts (deterministic).
 
 - ``coco/``: COCO instances (boxes + polygon masks), ``train2017/``,
   ``val2017/``, ``annotations/instances_{train,val}2017.json`` listing all
-  80 COCO categories with their ids; the shapes are labelled person,
-  bicycle and car (ids 1-3), so the 80-class ``CocoDataset`` and
-  ``CocoMetric`` of the mmdet configs use them unchanged.
+  80 COCO categories with their ids; the five shapes are labelled person,
+  bicycle, car, motorcycle and airplane (ids 1-5), so the 80-class
+  ``CocoDataset`` and ``CocoMetric`` of the mmdet configs use them
+  unchanged.
 - ``ade/``: the ``ADE20KDataset`` layout, ``images/{training,validation}``
   (.jpg) and ``annotations/{training,validation}`` (.png) where 0 is
-  "other" (ignored by ``reduce_zero_label``) and 1..3 are classes.
+  "other" (ignored by ``reduce_zero_label``) and 1..5 are classes.
 - ``imagenet/``: ``train/<class>/*.jpg``, ``val/*.jpg`` and
   ``meta/{train,val}.txt`` ("path label"), the ``ImageNet`` dataset layout.
 
