@@ -19,7 +19,7 @@ def test_benchmark_tiny_deit(data_cwd, tmp_path):
     assert all(len(result['times_ms'][k]) == 3 for k in kinds)
     assert result['threads'] == 2 and result['input_shape'] == [1, 3, 32, 32]
     assert result['speedup_vs_fp32']['fp32'] == 1.0
-    assert result['quantized_layers'] == 9 and result['sparse_layers'] == 8
+    assert result['quantized_layers'] == 17 and result['sparse_layers'] == 16
     assert result['cosine_vs_fp32']['gpusq_int8'] > 0.9
     assert '| gpusq_int8 |' in proc.stdout
     assert (out / 'benchmark.md').read_text().count('\n|') == 5

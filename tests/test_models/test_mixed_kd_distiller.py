@@ -162,17 +162,17 @@ def test_feature_gating_and_phi():
 
 def test_explicit_pairs_and_connector():
     pair = dict(student='backbone.layers.1.ln1',
-                teacher='backbone.layers.0.ffn.layers.0')  # 64 vs 256
+                teacher='backbone.layers.0.ffn.layers.0')  # 96 vs 384
     with pytest.warns(UserWarning):
         model = _build(distill=dict(features=[pair], feature_gating=False))
     data = _batch(model)
-    with pytest.raises(ValueError, match=r'student shape \(2, 65, 64\).*'
-                       r'teacher shape \(2, 65, 256\).*connector'):
+    with pytest.raises(ValueError, match=r'student shape \(2, 65, 96\).*'
+                       r'teacher shape \(2, 65, 384\).*connector'):
         model(**data, mode='loss')
     with pytest.warns(UserWarning):
         model = _build(distill=dict(
             features=[dict(pair, connector=dict(
-                type='linear', in_channels=64, out_channels=256))],
+                type='linear', in_channels=96, out_channels=384))],
             feature_gating=False))
     losses = model(**_batch(model), mode='loss')
     loss = losses['distill.loss_feat_backbone_layers_1_ln1']

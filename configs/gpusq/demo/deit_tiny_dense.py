@@ -1,4 +1,4 @@
-# A tiny DeiT (4 blocks, 64-dim, 8x8 patches on 64x64 images) on the
+# A tiny DeiT (4 blocks, 96-dim, 8x8 patches on 64x64 images) on the
 # synthetic ImageNet-style set of `python tools/misc/make_demo_data.py`.
 # Recipe: batch 32 (the old batch 4 gave noisy steps), AdamW 1e-3, a
 # one-epoch warm-up then cosine decay over the whole schedule, mild crops.
@@ -10,10 +10,10 @@ img_size = 64
 data_preprocessor = dict(num_classes=num_classes)
 model = dict(
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=64, num_layers=4, num_heads=2,
-                  feedforward_channels=256),
+        arch=dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=3,
+                  feedforward_channels=384),
         img_size=img_size, patch_size=8),
-    head=dict(num_classes=num_classes, in_channels=64),
+    head=dict(num_classes=num_classes, in_channels=96),
     train_cfg=None)
 
 train_pipeline = [

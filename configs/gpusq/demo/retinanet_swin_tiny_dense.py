@@ -18,7 +18,7 @@ model = dict(
         type='FPN', in_channels=[64, 128, 256], out_channels=64,
         start_level=0, add_extra_convs='on_input', num_outs=5),
     bbox_head=dict(
-        type='RetinaHead', num_classes=3, in_channels=64, stacked_convs=2,
+        type='RetinaHead', num_classes=5, in_channels=64, stacked_convs=2,
         feat_channels=64,
         anchor_generator=dict(
             type='AnchorGenerator', octave_base_scale=4,
