@@ -4,8 +4,8 @@ GPUSQ_VENV ?= $(CURDIR)/.venv
 export GPUSQ_VENV
 PY := $(GPUSQ_VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo
-# tasks of `make demo`: any of cls seg det (det adds ~17 min, measured)
-DEMO_TASKS ?= cls seg
+# tasks of `make demo`: any of cls seg det
+DEMO_TASKS ?= cls seg det
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -1,21 +1,25 @@
-"""The demo's deploy step: ONNX export and ONNX Runtime FP32 vs INT8
-latency, by calling ``tools/deploy.py`` and
-``tools/analysis/benchmark_onnx.py`` as subprocesses.
+"""The demo's deploy step: ``tools/deploy.py`` exports the dense model
+(FP32) and the GPUSQ model (INT8 Q/DQ, 2:4 weights) and checks each against
+PyTorch; then ONNX Runtime times the two deployed graphs on a real
+validation image, interleaved, at batch 1 and (where the graph's batch is
+dynamic) batch 8.
 
-When those tools are not in the checkout the step is skipped and the
+When the deploy tool is not in the checkout the step is skipped and the
 report says why; it never invents a number.
 """
 import glob
 import json
 import os
 import os.path as osp
-from typing import Dict
+from typing import Dict, List
+
+import numpy as np
 
 from .runner import REPO, ToolError, run_tool
 
-CODEBASE = dict(cls=('classification', 'mmpretrain'),
-                seg=('segmentation', 'mmseg'), det=('detection', 'mmdet'))
-TOOLS = ('tools/deploy.py', 'tools/analysis/benchmark_onnx.py')
+CODEBASE = dict(cls='classification', seg='segmentation', det='detection')
+TOOLS = ('tools/deploy.py', )
+BATCHES = (1, 8)
 
 
 def _missing(repo: str) -> list:
@@ -30,13 +34,14 @@ def _onnx_bytes(work_dir: str) -> int:
 
 
 def deploy_task(task, work: str, dense_ckpt: str, gpusq_ckpt: str,
-                skip: bool, threads: int = 2) -> Dict:
-    """Export the dense model (FP32) and the GPUSQ model (INT8 Q/DQ, 2:4
-    weights), and time FP32 vs INT8 with ONNX Runtime.
+                skip: bool, threads: int = 2, repeats: int = 30) -> Dict:
+    """Deploy the dense and the GPUSQ checkpoint to ONNX Runtime and time
+    the two graphs.
 
     Returns:
         dict: ``status`` ('ok', 'skipped' or 'failed'), and either
-        ``reason`` or ``onnx_bytes``, ``parity`` and ``latency`` rows.
+        ``reason`` or ``onnx_bytes``, ``parity`` and ``latency`` rows
+        (``batch``, ``fp32_ms``, ``int8_ms``, ``speedup``).
     """
     if skip:
         return dict(status='skipped', reason='--skip-deploy given')
@@ -44,14 +49,13 @@ def deploy_task(task, work: str, dense_ckpt: str, gpusq_ckpt: str,
     missing = _missing(repo)
     if missing:
         return dict(status='skipped', reason=f'{", ".join(missing)} not in '
-                    f'{repo} (the deploy tools are another issue; the step '
-                    'runs once they are merged)')
-    kind, scope = CODEBASE[task.name]
+                    f'{repo}')
+    kind = CODEBASE[task.name]
     cfgs = osp.join(repo, 'configs', 'deploy', kind)
     demo = osp.join(REPO, 'configs', 'gpusq', 'demo')
     img = sorted(glob.glob(osp.join(task.data_root, '**', '*.jpg'),
                            recursive=True))[-1]
-    out = {}
+    out, onnx = {}, {}
     try:
         for label, cfg, model_cfg, ckpt, extra in (
                 ('fp32', f'{kind}_onnxruntime_fp32-dense.py', task.dense_cfg,
@@ -65,32 +69,41 @@ def deploy_task(task, work: str, dense_ckpt: str, gpusq_ckpt: str,
                      osp.join(wd, 'deploy.log'),
                      f'[{task.name}] deploy {label}', repo=repo)
             with open(osp.join(wd, 'report.json')) as f:
-                out[label] = dict(report=json.load(f),
-                                  onnx_bytes=_onnx_bytes(wd))
-        bench = osp.join(work, 'onnx_bench')
-        h, w = _input_hw(task)
-        run_tool(osp.join('analysis', 'benchmark_onnx.py'), [
-            osp.join(demo, task.gpusq_cfg), '--checkpoint', gpusq_ckpt,
-            '--scope', scope, '--shape', str(h), str(w), '--batch', '1',
-            '--threads', str(threads), '--work-dir', bench],
-            osp.join(bench, 'bench.log'), f'[{task.name}] ORT latency',
-            repo=repo)
-        with open(osp.join(bench, 'benchmark.json')) as f:
-            res = json.load(f)
-    except (ToolError, OSError, KeyError) as e:
+                out[label] = json.load(f)
+            onnx[label] = osp.join(wd, 'end2end.onnx')
+        inputs = _example_input(osp.join(cfgs, f'{kind}_onnxruntime_int8.py'),
+                                osp.join(demo, task.gpusq_cfg), img)
+        latency = _time(onnx, inputs, threads, repeats)
+    except (ToolError, OSError, KeyError, RuntimeError) as e:
         return dict(status='failed', reason=str(e)[:2000])
-    latency = [dict(label=k, median_ms=round(v, 3),
-                    speedup_vs_fp32=round(res['speedup_vs_fp32'][k], 3))
-               for k, v in res['median_ms'].items()]
-    return dict(status='ok', input_shape=res['input_shape'],
-                threads=threads, latency=latency,
-                onnx_bytes={k: v['onnx_bytes'] for k, v in out.items()},
-                parity={k: v['report'].get('parity') for k, v in
-                        out.items()})
+    return dict(status='ok', input_shape=list(inputs.shape[1:]),
+                threads=threads, repeats=repeats, latency=latency,
+                onnx_bytes={k: _onnx_bytes(osp.dirname(p))
+                            for k, p in onnx.items()},
+                parity={k: v.get('parity') for k, v in out.items()})
 
 
-def _input_hw(task) -> tuple:
-    size = task.data_kwargs.get('size')
-    if size:
-        return size
-    return dict(cls=(64, 64), seg=(64, 64), det=(128, 160))[task.name]
+def _example_input(deploy_cfg: str, model_cfg: str, img: str) -> np.ndarray:
+    """The preprocessed validation image, as the deploy step feeds it."""
+    from mmengine.config import Config
+
+    from gpusq_mm.deploy.codebases import build_exporter
+    exporter = build_exporter(Config.fromfile(model_cfg),
+                              Config.fromfile(deploy_cfg))
+    inputs, _ = exporter.load_image(img)
+    return inputs.numpy().astype(np.float32)
+
+
+def _time(onnx: Dict[str, str], inputs: np.ndarray, threads: int,
+          repeats: int) -> List[dict]:
+    from gpusq_mm.deploy.latency import batch_is_dynamic, time_onnx
+    rows = []
+    dynamic = all(batch_is_dynamic(p) for p in onnx.values())
+    for batch in BATCHES if dynamic else BATCHES[:1]:
+        x = np.repeat(inputs, batch, axis=0)
+        res = time_onnx(onnx, x, threads=threads, repeats=repeats)
+        fp32, int8 = res['fp32']['median_ms'], res['int8']['median_ms']
+        rows.append(dict(batch=batch, fp32_ms=round(fp32, 3),
+                         int8_ms=round(int8, 3),
+                         speedup=round(fp32 / int8, 3)))
+    return rows

@@ -109,18 +109,23 @@ def size_table(report: dict) -> List[str]:
 
 
 def latency_lines(report: dict) -> List[str]:
-    lines = []
+    """Markdown table of ONNX Runtime latency, dense FP32 graph vs GPUSQ
+    INT8 graph, one row per task and batch (or why a task has none)."""
+    rows = ['| task | input | batch | dense FP32 ms | GPUSQ INT8 ms | '
+            'INT8 speed-up |', '|---|---|---|---|---|---|']
+    notes = []
     for t in report['tasks'].values():
         d = t.get('deploy', {})
         if d.get('status') != 'ok':
-            lines.append(f'- {t["name"]}: deploy step not run: '
+            notes.append(f'- {t["name"]}: deploy step not run: '
                          f'{d.get("reason", "unknown")}')
             continue
-        for row in d['latency']:
-            lines.append(f'- {t["name"]} {row["label"]}: '
-                         + ', '.join(f'{k} {v}' for k, v in row.items()
-                                     if k != 'label'))
-    return lines
+        shape = 'x'.join(str(v) for v in d['input_shape'])
+        for r in d['latency']:
+            rows.append(f'| {t["name"]} | {shape} | {r["batch"]} | '
+                        f'{r["fp32_ms"]:.3f} | {r["int8_ms"]:.3f} | '
+                        f'{r["speedup"]:.2f}x |')
+    return (rows if len(rows) > 2 else []) + notes
 
 
 def write_markdown(path: str, report: dict) -> None:
@@ -194,10 +199,15 @@ def write_plots(out_dir: str, report: dict) -> List[str]:
            for r in t['deploy']['latency']]
     if lat:
         fig, ax = plt.subplots(figsize=(6, 3.2))
-        ax.bar([f'{n} {r["label"]}' for n, r in lat],
-               [r['median_ms'] for _, r in lat])
-        ax.set_ylabel('ORT median latency (ms)')
-        plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
+        x = range(len(lat))
+        ax.bar([i - 0.2 for i in x], [r['fp32_ms'] for _, r in lat], 0.4,
+               label='dense FP32')
+        ax.bar([i + 0.2 for i in x], [r['int8_ms'] for _, r in lat], 0.4,
+               label='GPUSQ INT8')
+        ax.set_xticks(list(x), [f'{n} b{r["batch"]}' for n, r in lat])
+        ax.set_yscale('log')
+        ax.set_ylabel('ONNX Runtime median ms')
+        ax.legend()
         save(fig, 'latency.png')
     return names
 

@@ -104,6 +104,9 @@ class DeployPipeline:
                 layer.quant_state = 'off'
         deploy, self.info = build_deploy_model(model, loaded.sparse_params,
                                                loaded.masks)
+        # the image first: an exporter without a configured static shape
+        # (mmdet) takes the pre-processed image's
+        self.inputs, self.meta = self.exporter.load_image(self.img)
         self.deploy_module = self.exporter.export_module(deploy)
         self.reference = self.exporter.export_module(model)
         self.report['deploy'] = dict(
@@ -115,7 +118,6 @@ class DeployPipeline:
     def export_onnx(self) -> None:
         import onnx
         onnx_cfg = self.deploy_cfg.onnx_config
-        self.inputs, self.meta = self.exporter.load_image(self.img)
         self.report['deploy'].update(
             not_deployed=keep_used_layers(self.deploy_module, self.inputs,
                                           self.info),

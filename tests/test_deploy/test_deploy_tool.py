@@ -273,3 +273,53 @@ def test_upernet_swin_static(seg_img, tmp_path):
     with pytest.raises(UnsupportedModelError, match='UPerHead.*static'):
         DeployPipeline(dynamic, model_cfg, ckpt, seg_img,
                        str(tmp_path / 'dyn')).run()
+
+
+def test_cli_deploys_mask_rcnn(data_cwd, tmp_path):
+    """tools/deploy.py on a Mask R-CNN Swin checkpoint (FP32, ``--dense``):
+    the detection configs set no static input shape, so the exporter takes
+    the pre-processed image's (128x160 here)."""
+    from gpusq_mm.deploy.loader import build_task_model
+    cfg = Config.fromfile(demo_config('mask_rcnn_swin_tiny_dense.py'))
+    torch.manual_seed(0)
+    model = build_task_model(cfg, 'mmdet')
+    ckpt = str(tmp_path / 'mask_rcnn.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    img = osp.join(data_cwd, 'data/demo/coco/val/000000.jpg')
+    out = tmp_path / 'out'
+    run_tool('deploy.py', [
+        osp.join(DEPLOY, 'detection', 'detection_onnxruntime_fp32-dense.py'),
+        demo_config('mask_rcnn_swin_tiny_dense.py'), ckpt, img, '--dense',
+        '--work-dir', str(out)], cwd=data_cwd)
+    report = json.loads((out / 'report.json').read_text())
+    assert report['input_shape'] == [1, 3, 128, 160]
+    assert report['parity']['passed'] and report['parity']['num_checked']
+    assert report['qdq_pairs'] == 0
+    onnx.checker.check_model(str(out / 'end2end.onnx'), full_check=True)
+
+
+def test_detection_parity_min_match():
+    """INT8 detection configs accept 8 of the top 10 detections; FP32 ones
+    need all 10."""
+    from gpusq_mm.deploy.codebases.mmdet_compare import compare_detections
+    boxes = np.array([[10. * i, 0, 10. * i + 8, 8, 1 - i / 20]
+                      for i in range(10)], np.float32)
+    labels = np.zeros(10, np.int64)
+    moved = boxes.copy()
+    moved[[3, 7], :4] += 4  # two of ten detections move (IoU < 0.9)
+    strict = compare_detections([boxes, labels], [moved, labels], False)
+    assert strict['num_matched'] == 8 and not strict['passed']
+    assert compare_detections([boxes, labels], [moved, labels], False,
+                              min_match=0.8)['passed']
+    moved[5, :4] += 4
+    assert not compare_detections([boxes, labels], [moved, labels], False,
+                                  min_match=0.8)['passed']
+    with pytest.raises(ValueError, match='min_match'):
+        compare_detections([boxes, labels], [boxes, labels], False,
+                           min_match=0)
+    for name, want in (('detection_onnxruntime_int8.py', 0.8),
+                       ('detection_onnxruntime_fp32-dense.py', 1.0)):
+        exporter = build_exporter(
+            Config.fromfile(demo_config('mask_rcnn_swin_tiny_dense.py')),
+            Config.fromfile(osp.join(DEPLOY, 'detection', name)))
+        assert exporter.min_match == want

@@ -18,15 +18,14 @@ import os
 import os.path as osp
 import platform
 import tempfile
-import time
 
-import numpy as np
 import torch
 from mmengine.config import Config
 
 import gpusq_mm  # noqa: F401
 from gpusq_mm.deploy.codebases.base import cosine
-from gpusq_mm.deploy.exporter import export_onnx, ort_session
+from gpusq_mm.deploy.exporter import export_onnx
+from gpusq_mm.deploy.latency import time_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.deploy.quick import quick_gpusq
@@ -113,21 +112,6 @@ def quantize_peer(fp32: str, out: str, x: torch.Tensor, n: int) -> None:
                     op_types_to_quantize=['MatMul', 'Gemm', 'Conv'])
 
 
-def time_sessions(paths: dict, x: np.ndarray, args) -> dict:
-    sessions = {k: ort_session(p, args.threads) for k, p in paths.items()}
-    outs = {k: s.run(None, {'input': x})[0] for k, s in sessions.items()}
-    for _ in range(args.warmup):
-        for s in sessions.values():
-            s.run(None, {'input': x})
-    times = {k: [] for k in sessions}
-    for _ in range(args.repeats):
-        for k, s in sessions.items():
-            start = time.perf_counter()
-            s.run(None, {'input': x})
-            times[k].append((time.perf_counter() - start) * 1e3)
-    return dict(times=times, outputs=outs)
-
-
 def main() -> None:
     args = parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
@@ -141,9 +125,10 @@ def main() -> None:
     export_onnx(_Tensor(deploy), x, paths['gpusq_int8'], ['output'])
     quantize_peer(paths['fp32'], paths['ort_quantize_static'], x,
                   args.calib_batches)
-    run = time_sessions(paths, x.numpy(), args)
-    med = {k: float(np.median(v)) for k, v in run['times'].items()}
-    ref = run['outputs']['fp32']
+    run = time_onnx(paths, x.numpy(), args.threads, args.warmup,
+                    args.repeats)
+    med = {k: r['median_ms'] for k, r in run.items()}
+    ref = run['fp32']['outputs'][0]
     result = dict(
         model_cfg=args.model_cfg, checkpoint=args.checkpoint,
         input_shape=list(x.shape), threads=args.threads,
@@ -153,9 +138,9 @@ def main() -> None:
         versions=_versions(), quantized_layers=len(info.quantized),
         sparse_layers=len(info.sparse), median_ms=med,
         speedup_vs_fp32={k: med['fp32'] / v for k, v in med.items()},
-        cosine_vs_fp32={k: cosine(ref, o)
-                        for k, o in run['outputs'].items()},
-        times_ms=run['times'])
+        cosine_vs_fp32={k: cosine(ref, r['outputs'][0])
+                        for k, r in run.items()},
+        times_ms={k: r['times_ms'] for k, r in run.items()})
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:
         json.dump(result, f, indent=2)
     table = _table(result)

@@ -5,7 +5,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from torch import Tensor, nn
 
 
@@ -55,7 +55,9 @@ def task_model_dict(cfg: Config) -> dict:
         model = dict(model['architecture'])
     if preprocessor is not None:
         model.setdefault('data_preprocessor', dict(preprocessor))
-    return model
+    # ConfigDict all the way down: mmdet reads ``train_cfg.rpn`` etc. as
+    # attributes
+    return ConfigDict(model)
 
 
 class BaseExporter:

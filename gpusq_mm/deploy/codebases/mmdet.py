@@ -97,6 +97,7 @@ class MMDetExporter:
         ...                   dynamo=False, opset_version=17,
         ...                   output_names=exporter.output_names)
     """
+    scope = 'mmdet'
 
     def __init__(self, model_cfg: Config, deploy_cfg: Config) -> None:
         self.model_cfg = model_cfg
@@ -107,6 +108,8 @@ class MMDetExporter:
             raise ValueError(f'codebase_config.task={self.task!r} is not an '
                              f'mmdet task; use one of {TASKS}')
         self.post = dict(codebase.get('post_processing', {}) or {})
+        self.min_match = float(
+            (codebase.get('parity', {}) or {}).get('min_match', 1.0))
         shape = deploy_cfg.get('onnx_config', {}).get('input_shape')
         self.input_hw: Optional[Tuple[int, int]] = (
             (int(shape[1]), int(shape[0])) if shape else None)
@@ -280,9 +283,11 @@ class MMDetExporter:
                 ort: Sequence[np.ndarray]) -> Dict:
         """Parity of ONNX Runtime outputs with :meth:`pytorch_outputs`.
 
-        The top ``min(10, len(ref))`` reference detections must each match
+        Of the top ``min(10, len(ref))`` reference detections, the fraction
+        ``codebase_config.parity.min_match`` (default 1.0: all) must match
         an ONNX detection of the same label with box IoU >= 0.9 and, for
         masks, mask IoU >= 0.9. See :func:`.mmdet_compare.compare_detections`
         for the returned keys (``'passed'`` among them).
         """
-        return compare_detections(ref, ort, with_mask=self.with_mask)
+        return compare_detections(ref, ort, with_mask=self.with_mask,
+                                  min_match=self.min_match)
