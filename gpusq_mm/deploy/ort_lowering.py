@@ -1,0 +1,180 @@
+"""ONNX Runtime lowering of an explicit Q/DQ export (CPU backend only).
+
+The TensorRT graph keeps ``DequantizeLinear(int8 weight)`` in front of every
+quantized GEMM/convolution (DESIGN.md section 6). ONNX Runtime's CPU provider
+fuses ``DQ -> MatMul`` into ``MatMulIntegerToFloat`` but a ``Conv`` needs a
+``DQ -> Conv -> Q`` triple to become ``QLinearConv``; without the output Q
+each convolution runs in FP32 behind a weight ``DequantizeLinear`` evaluated
+at every call, and the constant-weight optimisations (NCHWc layout, bias and
+activation fusion, BatchNorm folding) are lost.
+
+:func:`lower_for_ort` rewrites only what keeps the numerics:
+
+- the weight ``DequantizeLinear`` of a ``Conv`` becomes a float initializer
+  with the very values ONNX Runtime computes, ``float(q - zero_point) *
+  scale`` in float32 (one exact int-to-float conversion and one rounded
+  product, as the kernel does);
+- activation ``QuantizeLinear``/``DequantizeLinear`` pairs stay: they are the
+  fake-quantized model's numerics.
+
+``MatMul`` weights keep their DQ (ONNX Runtime fuses those itself).
+"""
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+#: ``ModelProto.doc_string`` marker of a lowered model.
+LOWERED_TAG = 'gpusq_mm.ort_lowering'
+
+
+def _constants(graph) -> Dict[str, np.ndarray]:
+    """Initializers and ``Constant`` node outputs by name."""
+    from onnx import numpy_helper
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == 'Constant' and node.attribute[0].name == 'value':
+            consts[node.output[0]] = numpy_helper.to_array(
+                node.attribute[0].t)
+    return consts
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray,
+               zero_point: Optional[np.ndarray], axis: int = 1) -> np.ndarray:
+    """``DequantizeLinear`` as ONNX Runtime evaluates it, in float32.
+
+    Args:
+        q (np.ndarray): int8/uint8 tensor.
+        scale (np.ndarray): float32 scalar or 1-D per-axis scales.
+        zero_point (np.ndarray, optional): Same shape as ``scale``.
+        axis (int): Quantization axis of 1-D scales. Defaults to 1.
+
+    Returns:
+        np.ndarray: float32 ``(q - zero_point) * scale``.
+    """
+    scale = np.asarray(scale, dtype=np.float32)
+    zp = np.zeros_like(scale, dtype=np.int32) if zero_point is None \
+        else np.asarray(zero_point).astype(np.int32)
+    if scale.ndim == 1 and q.ndim > 1:
+        shape = [1] * q.ndim
+        shape[axis % q.ndim] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((q.astype(np.int32) - zp).astype(np.float32) * scale).astype(
+        np.float32)
+
+
+def _axis(node) -> int:
+    for attr in node.attribute:
+        if attr.name == 'axis':
+            return attr.i
+    return 1
+
+
+def fold_conv_weight_dq(model) -> List[str]:
+    """Replace each ``Conv``'s constant weight ``DequantizeLinear`` by the
+    float32 initializer it evaluates to (in place).
+
+    Args:
+        model (onnx.ModelProto): Model with explicit Q/DQ.
+
+    Returns:
+        list[str]: Names of the ``Conv`` nodes whose weight was folded.
+    """
+    from onnx import numpy_helper
+    graph = model.graph
+    consts = _constants(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    folded, dead = [], set()
+    for node in graph.node:
+        dq = producer.get(node.input[1]) if node.op_type == 'Conv' else None
+        if dq is None or dq.op_type != 'DequantizeLinear' or not all(
+                i in consts for i in dq.input if i):
+            continue
+        zp = consts[dq.input[2]] if len(dq.input) > 2 and dq.input[2] \
+            else None
+        weight = dequantize(consts[dq.input[0]], consts[dq.input[1]], zp,
+                            _axis(dq))
+        name = dq.input[0] + '_dequantized'
+        if name not in consts:
+            graph.initializer.append(numpy_helper.from_array(weight, name))
+            consts[name] = weight
+        node.input[1] = name
+        folded.append(node.name)
+    _remove_unused(graph)
+    return folded
+
+
+def clip_to_max(model) -> int:
+    """Rewrite the lower-bound-only ``Clip(x, -127 s)`` in front of each
+    activation ``QuantizeLinear`` as ``Max(x, -127 s)`` (in place).
+
+    Both compute ``max(x, low)`` elementwise. The rewrite keeps ONNX
+    Runtime's ``WeightBiasQuantization`` from treating ``Conv -> Clip -> Q``
+    as a quantized convolution: with a float weight it would requantize the
+    weight per tensor and the bias to int32, which changes the numerics.
+
+    Args:
+        model (onnx.ModelProto): Model with explicit Q/DQ.
+
+    Returns:
+        int: Number of ``Clip`` nodes rewritten.
+    """
+    graph = model.graph
+    readers: Dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    count = 0
+    for node in graph.node:
+        users = readers.get(node.output[0], []) if node.output else []
+        if (node.op_type != 'Clip' or len(node.input) != 2 or not users
+                or any(u.op_type != 'QuantizeLinear' for u in users)):
+            continue
+        node.op_type = 'Max'
+        del node.attribute[:]
+        count += 1
+    return count
+
+
+def _remove_unused(graph) -> None:
+    """Drop nodes and initializers nothing reads (DQ left without users)."""
+    while True:
+        used = {i for n in graph.node for i in n.input}
+        used |= {o.name for o in graph.output}
+        dead = [n for n in graph.node
+                if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
+def lower_for_ort(model) -> Tuple[object, dict]:
+    """Lower an explicit Q/DQ export for ONNX Runtime's CPU provider.
+
+    Args:
+        model (onnx.ModelProto): The TensorRT-style Q/DQ export (not
+            modified).
+
+    Returns:
+        tuple: The lowered copy and ``{'conv_weights_folded': [...]}``.
+    """
+    import onnx
+    lowered = onnx.ModelProto()
+    lowered.CopyFrom(model)
+    facts = dict(conv_weights_folded=fold_conv_weight_dq(lowered),
+                 clips_to_max=clip_to_max(lowered))
+    lowered.doc_string = (lowered.doc_string + ' ' + LOWERED_TAG).strip()
+    onnx.checker.check_model(lowered)
+    return lowered, facts
+
+
+def lower_file(src: str, dst: str) -> dict:
+    """:func:`lower_for_ort` from ``src`` to ``dst``; returns the facts."""
+    import onnx
+    lowered, facts = lower_for_ort(onnx.load(src))
+    onnx.save(lowered, dst)
+    return facts
