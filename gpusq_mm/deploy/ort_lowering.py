@@ -25,6 +25,18 @@ import numpy as np
 
 #: ``ModelProto.doc_string`` marker of a lowered model.
 LOWERED_TAG = 'gpusq_mm.ort_lowering'
+#: Largest relative output difference allowed between the lowered and the
+#: Q/DQ model on ONNX Runtime (``max|a - b| / max|a|``).
+LOWERED_MAX_REL_DIFF = 1e-5
+
+
+def max_rel_diff(ref: np.ndarray, other: np.ndarray) -> float:
+    """``max|ref - other| / max|ref|`` (exact 0.0 for equal arrays)."""
+    ref = np.asarray(ref, dtype=np.float64)
+    other = np.asarray(other, dtype=np.float64)
+    if ref.size == 0:
+        return 0.0
+    return float(np.abs(ref - other).max() / max(np.abs(ref).max(), 1e-12))
 
 
 def _constants(graph) -> Dict[str, np.ndarray]:
@@ -83,7 +95,7 @@ def fold_conv_weight_dq(model) -> List[str]:
     graph = model.graph
     consts = _constants(graph)
     producer = {o: n for n in graph.node for o in n.output}
-    folded, dead = [], set()
+    folded = []
     for node in graph.node:
         dq = producer.get(node.input[1]) if node.op_type == 'Conv' else None
         if dq is None or dq.op_type != 'DequantizeLinear' or not all(

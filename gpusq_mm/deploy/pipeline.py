@@ -14,6 +14,7 @@ from .engine import (build_engine, engine_unavailable_reason, input_shapes,
                      write_build_script)
 from .exporter import export_onnx, run_ort, run_torch
 from .loader import load_deploy_model
+from .ort_lowering import LOWERED_MAX_REL_DIFF, lower_file, max_rel_diff
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
 from .verify import verify_qdq, verify_sparse, weight_facts
@@ -67,8 +68,8 @@ class DeployPipeline:
 
     def steps(self) -> List[Callable[[], None]]:
         return [self.load_checkpoint, self.build_deploy_model,
-                self.export_onnx, self.verify_onnx, self.verify_outputs,
-                self.build_trt, self.write_report]
+                self.export_onnx, self.verify_onnx, self.lower_for_ort,
+                self.verify_outputs, self.build_trt, self.write_report]
 
     def run(self) -> dict:
         """Run every step in order; returns the report."""
@@ -146,14 +147,39 @@ class DeployPipeline:
         self.report['qdq_pairs'] = len(qdq)
         self.report['sizes'] = sizes(self.report['layers'], self.onnx_path)
 
+    def lower_for_ort(self) -> None:
+        """``backend_config.type='onnxruntime'``: write ``*.ort.onnx``, the
+        Q/DQ graph lowered for ONNX Runtime's CPU provider (see
+        :mod:`gpusq_mm.deploy.ort_lowering`); ``end2end.onnx`` stays the
+        explicit Q/DQ contract file."""
+        self.ort_path = self.onnx_path
+        if self.deploy_cfg.backend_config.type != 'onnxruntime':
+            return
+        self.ort_path = osp.splitext(self.onnx_path)[0] + '.ort.onnx'
+        facts = lower_file(self.onnx_path, self.ort_path)
+        self.report['ort_lowering'] = dict(
+            onnx=self.ort_path,
+            conv_weights_folded=len(facts['conv_weights_folded']),
+            clips_to_max=facts['clips_to_max'])
+
     def verify_outputs(self) -> None:
+        """Parity of the file ONNX Runtime runs (the lowered one for the
+        onnxruntime backend, which must equal the Q/DQ graph's outputs
+        within ``LOWERED_MAX_REL_DIFF``) against PyTorch."""
         inputs = self.inputs
         if self.test_img:
             inputs, _ = self.exporter.load_image(self.test_img)
         ref = run_torch(self.reference.to(self.device),
                         inputs.to(self.device))
-        got = run_ort(self.onnx_path, inputs)
+        got = run_ort(self.ort_path, inputs)
         self.report['parity'] = self.exporter.compare(ref, got)
+        if self.ort_path != self.onnx_path:
+            qdq = run_ort(self.onnx_path, inputs)
+            diff = max(max_rel_diff(a, b) for a, b in zip(qdq, got))
+            self.report['ort_lowering']['max_rel_diff_vs_qdq'] = diff
+            if diff > LOWERED_MAX_REL_DIFF:
+                self.report['parity'].update(
+                    passed=False, lowered_vs_qdq_max_rel_diff=diff)
         self.outputs = dict(torch=ref, onnxruntime=got)
 
     def build_trt(self) -> None:

@@ -1,0 +1,112 @@
+"""ONNX Runtime lowering of the Q/DQ export (gpusq_mm.deploy.ort_lowering)
+on a real tiny SegFormer (mmseg MiT, one-shot 2:4 + max calibration):
+the Conv weights become the exact DQ(int8) values, ONNX Runtime's outputs
+stay those of the Q/DQ graph and ONNX Runtime no longer requantizes the
+Conv weights itself."""
+import collections
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from mmengine.config import Config
+from onnx import numpy_helper
+
+from gpusq_mm.deploy.exporter import export_onnx, ort_session
+from gpusq_mm.deploy.loader import build_task_model
+from gpusq_mm.deploy.ort_lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
+                                          lower_for_ort, max_rel_diff)
+from gpusq_mm.deploy.qdq import build_deploy_model
+from gpusq_mm.deploy.quick import quick_gpusq
+
+from .conftest import demo_config
+
+
+class _Logits(torch.nn.Module):
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return (self.model(x, mode='tensor'), )
+
+
+@pytest.fixture(scope='module')
+def qdq_segformer(tmp_path_factory) -> str:
+    """The demo SegFormer's explicit Q/DQ export at 1x3x32x32."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(demo_config('segformer_tiny_gpusq.py'))
+    model = build_task_model(cfg, 'mmseg')
+    x = torch.randn(1, 3, 32, 32)
+    sparse, masks = quick_gpusq(model, [torch.randn_like(x)])
+    deploy, _ = build_deploy_model(model, sparse, masks)
+    path = str(tmp_path_factory.mktemp('ortlow') / 'qdq.onnx')
+    return export_onnx(_Logits(deploy), x, path, ['output'])
+
+
+def _ops(model) -> collections.Counter:
+    return collections.Counter(n.op_type for n in model.graph.node)
+
+
+def _run(model, x: np.ndarray, optimized: str = '') -> np.ndarray:
+    sess = ort_session(model.SerializeToString(), 2, optimized)
+    return sess.run(None, {'input': x})[0]
+
+
+def test_conv_weights_are_dq_of_int8(qdq_segformer):
+    qdq = onnx.load(qdq_segformer)
+    before = qdq.SerializeToString()
+    lowered, facts = lower_for_ort(qdq)
+    assert qdq.SerializeToString() == before  # input left alone
+    inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
+    low_inits = {i.name: numpy_helper.to_array(i)
+                 for i in lowered.graph.initializer}
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    convs = [n for n in qdq.graph.node if n.op_type == 'Conv']
+    low_convs = {n.name: n for n in lowered.graph.node if n.op_type == 'Conv'}
+    assert len(convs) >= 30 and sorted(facts['conv_weights_folded']) == \
+        sorted(n.name for n in convs)
+    for conv in convs:
+        dq = producer[conv.input[1]]
+        q = torch.from_numpy(inits[dq.input[0]])
+        scale = torch.from_numpy(inits[dq.input[1]])
+        assert q.dtype == torch.int8
+        expected = q.float() * scale.view(-1, *[1] * (q.dim() - 1))
+        weight = low_inits[low_convs[conv.name].input[1]]
+        assert weight.dtype == np.float32
+        assert torch.equal(torch.from_numpy(weight), expected), conv.name
+        # 2:4 zeros survive the folding
+        assert np.array_equal(weight == 0, inits[dq.input[0]] == 0)
+    ops, low_ops = _ops(qdq), _ops(lowered)
+    # activation Q/DQ kept; only the Conv weight DQs are gone
+    assert low_ops['QuantizeLinear'] == ops['QuantizeLinear']
+    assert low_ops['DequantizeLinear'] == \
+        ops['DequantizeLinear'] - len(convs)
+    assert low_ops['Clip'] == 0 and low_ops['Max'] == ops['Clip'] \
+        == facts['clips_to_max'] > 0
+    assert LOWERED_TAG in lowered.doc_string
+    onnx.checker.check_model(lowered, full_check=True)
+
+
+def test_ort_outputs_equal_qdq_graph(qdq_segformer, tmp_path):
+    qdq = onnx.load(qdq_segformer)
+    lowered, _ = lower_for_ort(qdq)
+    gen = np.random.default_rng(0)
+    for _ in range(3):
+        x = gen.standard_normal((1, 3, 32, 32)).astype(np.float32) * 2
+        ref, got = _run(qdq, x), _run(lowered, x)
+        assert max_rel_diff(ref, got) <= LOWERED_MAX_REL_DIFF
+    # ONNX Runtime's WeightBiasQuantization would requantize a float Conv
+    # weight per tensor when Conv -> Clip -> QuantizeLinear; the Max keeps
+    # the weights as they are
+    optimized = str(tmp_path / 'optimized.onnx')
+    _run(lowered, x, optimized)
+    names = [n.name for n in onnx.load(optimized).graph.node]
+    assert not [n for n in names if n.endswith(('_weight_q', '_bias_int32'))]
+
+
+def test_max_rel_diff():
+    a = np.array([1.0, -4.0, 2.0], dtype=np.float32)
+    assert max_rel_diff(a, a) == 0.0
+    assert max_rel_diff(a, a + np.float32(0.4)) == pytest.approx(0.1)
