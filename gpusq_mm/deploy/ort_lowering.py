@@ -147,6 +147,46 @@ def clip_to_max(model) -> int:
     return count
 
 
+def flatten_matmul_bias(model) -> int:
+    """Give the bias of each ``Add(MatMul(x, W), b)`` with constant 2-D
+    ``W`` and ``b`` of shape ``(1, ..., 1, N)`` the shape ``(N, )`` (in
+    place; same broadcast, same values).
+
+    ONNX Runtime fuses ``MatMul + Add`` into ``Gemm`` only with a 1-D bias;
+    the exported attention projections carry ``(1, 1, N)``.
+
+    Args:
+        model (onnx.ModelProto): Model to rewrite.
+
+    Returns:
+        int: Number of biases reshaped.
+    """
+    from onnx import numpy_helper
+    graph = model.graph
+    consts = _constants(graph)
+    inits = {i.name for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    count = 0
+    for node in graph.node:
+        mm = producer.get(node.input[0]) if node.op_type == 'Add' else None
+        if mm is None or mm.op_type != 'MatMul' or mm.input[1] not in consts:
+            continue
+        weight, bias = consts[mm.input[1]], consts.get(node.input[1])
+        if (bias is None or node.input[1] not in inits or weight.ndim != 2
+                or bias.ndim < 2 or bias.shape[-1] != weight.shape[1]
+                or bias.size != weight.shape[1]):
+            continue
+        name = node.input[1] + '_flat'
+        if name not in consts:
+            consts[name] = bias.reshape(-1)
+            graph.initializer.append(
+                numpy_helper.from_array(consts[name], name))
+        node.input[1] = name
+        count += 1
+    _remove_unused(graph)
+    return count
+
+
 def _remove_unused(graph) -> None:
     """Drop nodes and initializers nothing reads (DQ left without users)."""
     while True:
@@ -178,7 +218,8 @@ def lower_for_ort(model) -> Tuple[object, dict]:
     lowered = onnx.ModelProto()
     lowered.CopyFrom(model)
     facts = dict(conv_weights_folded=fold_conv_weight_dq(lowered),
-                 clips_to_max=clip_to_max(lowered))
+                 clips_to_max=clip_to_max(lowered),
+                 matmul_biases_flattened=flatten_matmul_bias(lowered))
     lowered.doc_string = (lowered.doc_string + ' ' + LOWERED_TAG).strip()
     onnx.checker.check_model(lowered)
     return lowered, facts
