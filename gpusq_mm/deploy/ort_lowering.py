@@ -40,13 +40,16 @@ def max_rel_diff(ref: np.ndarray, other: np.ndarray) -> float:
 
 
 def _constants(graph) -> Dict[str, np.ndarray]:
-    """Initializers and ``Constant`` node outputs by name."""
+    """Initializers, ``Constant`` outputs and ``Identity`` of either (the
+    exporter's de-duplicated initializers) by name."""
     from onnx import numpy_helper
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:
         if node.op_type == 'Constant' and node.attribute[0].name == 'value':
             consts[node.output[0]] = numpy_helper.to_array(
                 node.attribute[0].t)
+        elif node.op_type == 'Identity' and node.input[0] in consts:
+            consts[node.output[0]] = consts[node.input[0]]
     return consts
 
 
@@ -115,14 +118,30 @@ def fold_conv_weight_dq(model) -> List[str]:
     return folded
 
 
-def clip_to_max(model) -> int:
-    """Rewrite the lower-bound-only ``Clip(x, -127 s)`` in front of each
-    activation ``QuantizeLinear`` as ``Max(x, -127 s)`` (in place).
+def _fed_by_conv(node, producer: dict, readers: dict) -> bool:
+    """Whether ``node``'s input comes from a ``Conv`` through a chain of
+    single-reader ``Add``/``Mul``/``BatchNormalization``/``Relu`` nodes
+    (what ONNX Runtime folds into the convolution)."""
+    cur = producer.get(node.input[0])
+    while cur is not None and len(readers.get(cur.output[0], [])) == 1:
+        if cur.op_type == 'Conv':
+            return True
+        if cur.op_type not in ('Add', 'Mul', 'BatchNormalization', 'Relu'):
+            return False
+        cur = producer.get(cur.input[0])
+    return False
 
-    Both compute ``max(x, low)`` elementwise. The rewrite keeps ONNX
-    Runtime's ``WeightBiasQuantization`` from treating ``Conv -> Clip -> Q``
-    as a quantized convolution: with a float weight it would requantize the
-    weight per tensor and the bias to int32, which changes the numerics.
+
+def clip_to_max(model) -> int:
+    """Rewrite the lower-bound-only ``Clip(x, -127 s)`` between a ``Conv``
+    and an activation ``QuantizeLinear`` as ``Max(x, -127 s)`` (in place).
+
+    Both compute ``max(x, low)`` elementwise. With a float weight (after
+    :func:`fold_conv_weight_dq`), ONNX Runtime's ``WeightBiasQuantization``
+    treats ``Conv -> Clip -> QuantizeLinear`` as a quantized convolution and
+    requantizes the weight per tensor and the bias to int32, which changes
+    the numerics (and runs slower); ``Max`` is not on its list. Other Clips
+    stay (ONNX Runtime's Clip kernel is the faster of the two).
 
     Args:
         model (onnx.ModelProto): Model with explicit Q/DQ.
@@ -131,6 +150,7 @@ def clip_to_max(model) -> int:
         int: Number of ``Clip`` nodes rewritten.
     """
     graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
     readers: Dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -139,7 +159,8 @@ def clip_to_max(model) -> int:
     for node in graph.node:
         users = readers.get(node.output[0], []) if node.output else []
         if (node.op_type != 'Clip' or len(node.input) != 2 or not users
-                or any(u.op_type != 'QuantizeLinear' for u in users)):
+                or any(u.op_type != 'QuantizeLinear' for u in users)
+                or not _fed_by_conv(node, producer, readers)):
             continue
         node.op_type = 'Max'
         del node.attribute[:]
@@ -164,7 +185,6 @@ def flatten_matmul_bias(model) -> int:
     from onnx import numpy_helper
     graph = model.graph
     consts = _constants(graph)
-    inits = {i.name for i in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
     count = 0
     for node in graph.node:
@@ -172,7 +192,7 @@ def flatten_matmul_bias(model) -> int:
         if mm is None or mm.op_type != 'MatMul' or mm.input[1] not in consts:
             continue
         weight, bias = consts[mm.input[1]], consts.get(node.input[1])
-        if (bias is None or node.input[1] not in inits or weight.ndim != 2
+        if (bias is None or weight.ndim != 2
                 or bias.ndim < 2 or bias.shape[-1] != weight.shape[1]
                 or bias.size != weight.shape[1]):
             continue

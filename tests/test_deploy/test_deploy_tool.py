@@ -81,6 +81,15 @@ def test_segformer_int8_onnx(segformer_gpusq_ckpt, seg_img, tmp_path):
                for r in rows)
     assert report['parity']['pixel_agreement'] >= 0.99
     assert report['input_shape'][-2:] == [64, 64]
+    # the onnxruntime backend runs the lowered graph; end2end.onnx keeps
+    # the weight Q/DQ (checked above through qdq_pairs)
+    low = report['ort_lowering']
+    assert low['onnx'] == str(tmp_path / 'end2end.ort.onnx')
+    assert osp.isfile(low['onnx'])
+    assert low['conv_weights_folded'] == report['qdq_pairs']
+    assert low['vs_qdq']['pixel_agreement'] >= 0.99
+    ops = {n.op_type for n in onnx.load(low['onnx']).graph.node}
+    assert 'Max' in ops and 'QuantizeLinear' in ops
 
 
 def test_fp16_tensorrt_flavour(deit_gpusq_ckpt, cls_img, tmp_path):
@@ -112,6 +121,9 @@ def test_fp16_tensorrt_flavour(deit_gpusq_ckpt, cls_img, tmp_path):
     script = open(osp.join(tmp_path, 'build_engine.sh')).read()
     assert '--stronglyTyped' in script and '--sparsity=enable' in script
     assert '--shapes=input:1x3x32x32' in script
+    # TensorRT gets the Q/DQ graph only, no ONNX Runtime lowering
+    assert 'ort_lowering' not in report
+    assert not (tmp_path / 'end2end.ort.onnx').exists()
 
 
 def test_dense_export_of_plain_checkpoint(data_cwd, cls_img, tmp_path):

@@ -62,6 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=30)
     parser.add_argument('--calib-batches', type=int, default=4)
+    parser.add_argument('--no-spin', action='store_true',
+                        help='idle ORT workers sleep instead of spinning: '
+                        'on a machine with no more cores than --threads, '
+                        'the spinning workers of the session timed before '
+                        'slow down the next one')
     parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx')
     return parser.parse_args()
 
@@ -119,7 +124,8 @@ def quantize_peer(fp32: str, out: str, x: torch.Tensor, n: int) -> None:
 
 
 def time_sessions(paths: dict, x: np.ndarray, args) -> dict:
-    sessions = {k: ort_session(p, args.threads) for k, p in paths.items()}
+    sessions = {k: ort_session(p, args.threads, spinning=not args.no_spin)
+                for k, p in paths.items()}
     outs = {k: s.run(None, {'input': x})[0] for k, s in sessions.items()}
     for _ in range(args.warmup):
         for s in sessions.values():
@@ -154,6 +160,7 @@ def main() -> None:
     result = dict(
         model_cfg=args.model_cfg, checkpoint=args.checkpoint,
         input_shape=list(x.shape), threads=args.threads,
+        spinning=not args.no_spin,
         warmup=args.warmup, repeats=args.repeats,
         machine=dict(cpu=platform.processor() or platform.machine(),
                      cores=os.cpu_count()),
@@ -165,6 +172,7 @@ def main() -> None:
         ort_lowering=dict(
             conv_weights_folded=len(lowering['conv_weights_folded']),
             clips_to_max=lowering['clips_to_max'],
+            matmul_biases_flattened=lowering['matmul_biases_flattened'],
             max_rel_diff=max_rel_diff(run['outputs']['gpusq_int8'],
                                       run['outputs']['gpusq_int8_ort'])),
         times_ms=run['times'])
@@ -185,8 +193,9 @@ def _versions() -> dict:
 
 def _table(r: dict) -> str:
     lines = [f"ONNX Runtime CPU, {r['model_cfg']}, input {r['input_shape']},"
-             f" {r['threads']} threads, median of {r['repeats']} "
-             '(interleaved)', '',
+             f" {r['threads']} threads"
+             f"{'' if r['spinning'] else ' (no spinning)'}, median of "
+             f"{r['repeats']} (interleaved)", '',
              '| export | median ms | speedup vs FP32 | cosine vs FP32 |',
              '|---|---|---|---|']
     for k, ms in r['median_ms'].items():
