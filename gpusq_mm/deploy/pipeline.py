@@ -160,6 +160,7 @@ class DeployPipeline:
         facts = lower_file(self.onnx_path, self.ort_path)
         self.report['ort_lowering'] = dict(
             onnx=self.ort_path,
+            pointwise_to_matmul=len(facts['pointwise_to_matmul']),
             conv_weights_folded=len(facts['conv_weights_folded']),
             clips_to_max=facts['clips_to_max'],
             matmul_biases_flattened=facts['matmul_biases_flattened'])

@@ -21,7 +21,8 @@ def test_benchmark_tiny_deit(data_cwd, tmp_path):
     assert result['speedup_vs_fp32']['fp32'] == 1.0
     # DeiT: no Conv weight to fold, no Clip behind a Conv; same outputs
     low = result['ort_lowering']
-    assert low['conv_weights_folded'] == low['clips_to_max'] == 0
+    assert low['conv_weights_folded'] == low['clips_to_max'] == \
+        low['pointwise_to_matmul'] == 0
     assert low['max_rel_diff'] <= 1e-5 and result['spinning'] is True
     assert result['quantized_layers'] == 9 and result['sparse_layers'] == 8
     assert result['cosine_vs_fp32']['gpusq_int8'] > 0.9

@@ -80,9 +80,24 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
     producer = {o: n for n in qdq.graph.node for o in n.output}
     convs = [n for n in qdq.graph.node if n.op_type == 'Conv']
     low_convs = {n.name: n for n in lowered.graph.node if n.op_type == 'Conv'}
-    assert len(convs) >= 30 and sorted(facts['conv_weights_folded']) == \
-        sorted(n.name for n in convs)
-    for conv in convs:
+    pointwise = facts['pointwise_to_matmul']
+    # the Mix-FFN 1x1 convs (2 per block, 8 blocks) run as MatMul; the
+    # others (patch embeddings, attention sr, 3x3 depthwise, decode head)
+    # stay Conv with folded weights
+    assert len(pointwise) == 16 and all('/ffn/' in n for n in pointwise)
+    assert sorted(facts['conv_weights_folded'] + pointwise) == \
+        sorted(n.name for n in convs) and len(convs) >= 30
+    low_nodes = {n.name: n for n in lowered.graph.node}
+    for name in pointwise:
+        old_w = producer[next(c for c in convs if c.name == name).input[1]]
+        new_w = low_nodes[name + '/w_dq']
+        q = inits[old_w.input[0]]
+        # the same int8 weight (transposed to (in, out)) and scales
+        assert np.array_equal(low_inits[new_w.input[0]],
+                              q.reshape(q.shape[:2]).T)
+        assert np.array_equal(low_inits[new_w.input[1]],
+                              inits[old_w.input[1]])
+    for conv in (c for c in convs if c.name not in pointwise):
         dq = producer[conv.input[1]]
         q = torch.from_numpy(inits[dq.input[0]])
         scale = torch.from_numpy(inits[dq.input[1]])
@@ -94,13 +109,13 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
         # 2:4 zeros survive the folding
         assert np.array_equal(weight == 0, inits[dq.input[0]] == 0)
     ops, low_ops = _ops(qdq), _ops(lowered)
-    # activation Q/DQ kept; only the Conv weight DQs are gone
+    # activation Q/DQ kept; only the folded Conv weight DQs are gone
     assert low_ops['QuantizeLinear'] == ops['QuantizeLinear']
     assert low_ops['DequantizeLinear'] == \
-        ops['DequantizeLinear'] - len(convs)
-    # Clips right behind a conv become Max: the Mix-FFN's first conv (one per
-    # block) and the decode head's fusion_conv (BN, ReLU) before conv_seg
-    assert low_ops['Max'] == facts['clips_to_max'] == 9
+        ops['DequantizeLinear'] - len(facts['conv_weights_folded'])
+    # a Clip right behind a float conv becomes Max: the decode head's
+    # fusion_conv (BN, ReLU) before conv_seg
+    assert low_ops['Max'] == facts['clips_to_max'] == 1
     assert low_ops['Clip'] + low_ops['Max'] == ops['Clip']
     # float attention projections: 1-D biases (same values), so ONNX
     # Runtime fuses MatMul + Add into Gemm
@@ -133,11 +148,13 @@ def test_ort_outputs_equal_qdq_graph(qdq_segformer, tmp_path):
         assert _cosine(ref, _run(lowered, x)) >= 0.9999
     # ONNX Runtime's WeightBiasQuantization would requantize a float Conv
     # weight per tensor when Conv -> Clip -> QuantizeLinear; the Max keeps
-    # the weights as they are
+    # the weights as they are. The pointwise MatMuls run on int8.
     optimized = str(tmp_path / 'optimized.onnx')
     _run(lowered, x, optimized)
-    names = [n.name for n in onnx.load(optimized).graph.node]
-    assert not [n for n in names if n.endswith(('_weight_q', '_bias_int32'))]
+    nodes = onnx.load(optimized).graph.node
+    assert not [n for n in nodes
+                if n.name.endswith(('_weight_q', '_bias_int32'))]
+    assert sum(n.op_type == 'MatMulIntegerToFloat' for n in nodes) == 16
 
 
 def test_max_rel_diff():

@@ -170,6 +170,7 @@ def main() -> None:
         cosine_vs_fp32={k: cosine(ref, o)
                         for k, o in run['outputs'].items()},
         ort_lowering=dict(
+            pointwise_to_matmul=len(lowering['pointwise_to_matmul']),
             conv_weights_folded=len(lowering['conv_weights_folded']),
             clips_to_max=lowering['clips_to_max'],
             matmul_biases_flattened=lowering['matmul_biases_flattened'],
@@ -203,9 +204,12 @@ def _table(r: dict) -> str:
                      f'{r["cosine_vs_fp32"][k]:.4f} |')
     low = r['ort_lowering']
     lines += ['', f"gpusq_int8_ort = gpusq_int8 lowered for ONNX Runtime "
-              f"({low['conv_weights_folded']} Conv weight DQ folded, "
-              f"{low['clips_to_max']} Clip -> Max); max relative output "
-              f"difference to gpusq_int8: {low['max_rel_diff']:.2e}"]
+              f"({low['pointwise_to_matmul']} 1x1 Conv -> int8 MatMul, "
+              f"{low['conv_weights_folded']} Conv weight DQ folded, "
+              f"{low['clips_to_max']} Clip -> Max, "
+              f"{low['matmul_biases_flattened']} MatMul biases 1-D); max "
+              f"relative output difference to gpusq_int8: "
+              f"{low['max_rel_diff']:.2e}"]
     return '\n'.join(lines) + '\n'
 
 
