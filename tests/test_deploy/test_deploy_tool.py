@@ -81,18 +81,38 @@ def test_segformer_int8_onnx(segformer_gpusq_ckpt, seg_img, tmp_path):
                for r in rows)
     assert report['parity']['pixel_agreement'] >= 0.99
     assert report['input_shape'][-2:] == [64, 64]
-    # the onnxruntime backend runs the lowered graph; end2end.onnx keeps
-    # the weight Q/DQ (checked above through qdq_pairs)
+
+
+def test_segformer_ort_lowering(segformer_gpusq_ckpt, seg_img, tmp_path):
+    """The onnxruntime backend also writes end2end.ort.onnx (lowered for
+    ONNX Runtime); end2end.onnx keeps the weight Q/DQ. The steps are run
+    one by one so that this holds whatever the parity verdict."""
+    pipe = _pipeline(SEG_ORT, 'segformer_tiny_gpusq.py',
+                     segformer_gpusq_ckpt, seg_img, tmp_path)
+    for step in pipe.steps():
+        step()
+    report = pipe.report
     low = report['ort_lowering']
     assert low['onnx'] == str(tmp_path / 'end2end.ort.onnx')
-    assert osp.isfile(low['onnx'])
+    assert osp.isfile(low['onnx']) and report['steps'] == {}
     assert low['conv_weights_folded'] + low['pointwise_to_matmul'] == \
-        report['qdq_pairs']
+        report['qdq_pairs'] and low['pointwise_to_matmul'] == 16
     # near-tie logits of a 4-iteration model: NCHWc float order moves some
     assert low['vs_qdq']['pixel_agreement'] >= 0.95
     assert low['vs_qdq']['max_abs_logit_diff'] < 0.1
+    assert low['vs_torch']['pixel_agreement'] >= 0.95
     ops = {n.op_type for n in onnx.load(low['onnx']).graph.node}
-    assert 'QuantizeLinear' in ops and low['pointwise_to_matmul'] == 16
+    assert 'QuantizeLinear' in ops and 'DequantizeLinear' in ops
+    # dynamic batch, height and width survive the lowering
+    from gpusq_mm.deploy.exporter import run_ort
+    x = torch.nn.functional.interpolate(pipe.inputs, size=(48, 80),
+                                        mode='bilinear').repeat(2, 1, 1, 1)
+    got, ref = run_ort(low['onnx'], x), run_ort(report['onnx'], x)
+    assert got[1].shape == ref[1].shape == (2, 48, 80)
+    assert got[0].shape == ref[0].shape and got[0].shape[2:] == (48, 80)
+    assert (got[1] == ref[1]).mean() >= 0.95
+    assert 'end2end.ort.onnx' in json.dumps(json.load(open(
+        osp.join(tmp_path, 'report.json'))))
 
 
 def test_fp16_tensorrt_flavour(deit_gpusq_ckpt, cls_img, tmp_path):
