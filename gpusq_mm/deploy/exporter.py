@@ -55,13 +55,22 @@ def export_onnx(module: nn.Module,
     return path
 
 
-def ort_session(path: str, threads: int = 0, optimized_path: str = ''):
-    """An ONNX Runtime CPU session (``threads`` 0 = ORT's default)."""
+def ort_session(path, threads: int = 0, optimized_path: str = '',
+                spinning: bool = True):
+    """An ONNX Runtime CPU session (``threads`` 0 = ORT's default).
+
+    ``path`` may also be the serialized model (bytes). ``spinning=False``
+    stops idle intra-op workers from busy-waiting: several sessions timed in
+    turn on a machine with as many cores as threads otherwise slow each
+    other down (``tools/analysis/benchmark_onnx.py --no-spin``).
+    """
     import onnxruntime as ort
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if not spinning:
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
     opts.log_severity_level = 3

@@ -19,7 +19,8 @@ def batch_is_dynamic(path: str) -> bool:
 
 
 def time_onnx(paths: Dict[str, str], inputs: np.ndarray, threads: int = 2,
-              warmup: int = 10, repeats: int = 30) -> Dict[str, dict]:
+              warmup: int = 10, repeats: int = 30,
+              spinning: bool = True) -> Dict[str, dict]:
     """Time each graph of ``paths`` on ``inputs``.
 
     Args:
@@ -29,6 +30,10 @@ def time_onnx(paths: Dict[str, str], inputs: np.ndarray, threads: int = 2,
         threads (int): ONNX Runtime intra-op threads. Defaults to 2.
         warmup (int): Untimed runs of each graph first. Defaults to 10.
         repeats (int): Timed runs of each graph. Defaults to 30.
+        spinning (bool): Let ORT's idle worker threads spin (its default).
+            With several sessions timed in turn on few cores, spinning
+            threads of one session slow the next; False is the fair
+            comparison there. Defaults to True.
 
     Returns:
         dict: ``{label: dict(median_ms, times_ms, outputs)}``; ``outputs``
@@ -36,7 +41,8 @@ def time_onnx(paths: Dict[str, str], inputs: np.ndarray, threads: int = 2,
     """
     if repeats < 1:
         raise ValueError(f'repeats must be >= 1, got {repeats}')
-    sessions = {k: ort_session(p, threads) for k, p in paths.items()}
+    sessions = {k: ort_session(p, threads, spinning=spinning)
+                for k, p in paths.items()}
     feeds = {k: {s.get_inputs()[0].name: inputs}
              for k, s in sessions.items()}
     outputs = {k: s.run(None, feeds[k]) for k, s in sessions.items()}

@@ -14,6 +14,7 @@ from .engine import (build_engine, engine_unavailable_reason, input_shapes,
                      write_build_script)
 from .exporter import export_onnx, run_ort, run_torch
 from .loader import load_deploy_model
+from .ort_lowering import lower_file, max_rel_diff
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
 from .verify import verify_qdq, verify_sparse, weight_facts
@@ -67,8 +68,8 @@ class DeployPipeline:
 
     def steps(self) -> List[Callable[[], None]]:
         return [self.load_checkpoint, self.build_deploy_model,
-                self.export_onnx, self.verify_onnx, self.verify_outputs,
-                self.build_trt, self.write_report]
+                self.export_onnx, self.verify_onnx, self.lower_for_ort,
+                self.verify_outputs, self.build_trt, self.write_report]
 
     def run(self) -> dict:
         """Run every step in order; returns the report."""
@@ -148,7 +149,28 @@ class DeployPipeline:
         self.report['qdq_pairs'] = len(qdq)
         self.report['sizes'] = sizes(self.report['layers'], self.onnx_path)
 
+    def lower_for_ort(self) -> None:
+        """``backend_config.type='onnxruntime'``: write ``*.ort.onnx``, the
+        Q/DQ graph lowered for ONNX Runtime's CPU provider (see
+        :mod:`gpusq_mm.deploy.ort_lowering`), the file to run with ONNX
+        Runtime; ``end2end.onnx`` stays the explicit Q/DQ contract file.
+        Other backends: nothing."""
+        self.ort_path = self.onnx_path
+        if self.deploy_cfg.backend_config.type != 'onnxruntime':
+            return
+        self.ort_path = osp.splitext(self.onnx_path)[0] + '.ort.onnx'
+        facts = lower_file(self.onnx_path, self.ort_path)
+        self.report['ort_lowering'] = dict(
+            onnx=self.ort_path,
+            pointwise_to_matmul=len(facts['pointwise_to_matmul']),
+            conv_weights_folded=len(facts['conv_weights_folded']),
+            clips_to_max=facts['clips_to_max'],
+            matmul_biases_flattened=facts['matmul_biases_flattened'])
+
     def verify_outputs(self) -> None:
+        """Parity of ``end2end.onnx`` on ONNX Runtime against PyTorch; for
+        the onnxruntime backend also the lowered file's agreement with it
+        (float summation order only, see :mod:`.ort_lowering`)."""
         inputs = self.inputs
         if self.test_img:
             inputs, _ = self.exporter.load_image(self.test_img)
@@ -157,6 +179,14 @@ class DeployPipeline:
         got = run_ort(self.onnx_path, inputs)
         self.report['parity'] = self.exporter.compare(ref, got)
         self.outputs = dict(torch=ref, onnxruntime=got)
+        if self.ort_path != self.onnx_path:
+            lowered = run_ort(self.ort_path, inputs)
+            self.report['ort_lowering'].update(
+                vs_qdq=self.exporter.compare(got, lowered),
+                vs_torch=self.exporter.compare(ref, lowered),
+                max_rel_diff_vs_qdq=max(
+                    (max_rel_diff(a, b) for a, b in zip(got, lowered)
+                     if a.dtype.kind == 'f'), default=0.0))
 
     def build_trt(self) -> None:
         script = write_build_script(self.deploy_cfg, self.work_dir)

@@ -83,6 +83,38 @@ def test_segformer_int8_onnx(segformer_gpusq_ckpt, seg_img, tmp_path):
     assert report['input_shape'][-2:] == [64, 64]
 
 
+def test_segformer_ort_lowering(segformer_gpusq_ckpt, seg_img, tmp_path):
+    """The onnxruntime backend also writes end2end.ort.onnx (lowered for
+    ONNX Runtime); end2end.onnx keeps the weight Q/DQ. The steps are run
+    one by one so that this holds whatever the parity verdict."""
+    pipe = _pipeline(SEG_ORT, 'segformer_tiny_gpusq.py',
+                     segformer_gpusq_ckpt, seg_img, tmp_path)
+    for step in pipe.steps():
+        step()
+    report = pipe.report
+    low = report['ort_lowering']
+    assert low['onnx'] == str(tmp_path / 'end2end.ort.onnx')
+    assert osp.isfile(low['onnx']) and report['steps'] == {}
+    assert low['conv_weights_folded'] + low['pointwise_to_matmul'] == \
+        report['qdq_pairs'] and low['pointwise_to_matmul'] == 16
+    # near-tie logits of a 4-iteration model: NCHWc float order moves some
+    assert low['vs_qdq']['pixel_agreement'] >= 0.95
+    assert low['vs_qdq']['max_abs_logit_diff'] < 0.1
+    assert low['vs_torch']['pixel_agreement'] >= 0.95
+    ops = {n.op_type for n in onnx.load(low['onnx']).graph.node}
+    assert 'QuantizeLinear' in ops and 'DequantizeLinear' in ops
+    # dynamic batch, height and width survive the lowering
+    from gpusq_mm.deploy.exporter import run_ort
+    x = torch.nn.functional.interpolate(pipe.inputs, size=(48, 80),
+                                        mode='bilinear').repeat(2, 1, 1, 1)
+    got, ref = run_ort(low['onnx'], x), run_ort(report['onnx'], x)
+    assert got[1].shape == ref[1].shape == (2, 48, 80)
+    assert got[0].shape == ref[0].shape and got[0].shape[2:] == (48, 80)
+    assert (got[1] == ref[1]).mean() >= 0.95
+    assert 'end2end.ort.onnx' in json.dumps(json.load(open(
+        osp.join(tmp_path, 'report.json'))))
+
+
 def test_fp16_tensorrt_flavour(deit_gpusq_ckpt, cls_img, tmp_path):
     cfg = Config.fromfile(osp.join(
         DEPLOY, 'classification',
@@ -112,6 +144,9 @@ def test_fp16_tensorrt_flavour(deit_gpusq_ckpt, cls_img, tmp_path):
     script = open(osp.join(tmp_path, 'build_engine.sh')).read()
     assert '--stronglyTyped' in script and '--sparsity=enable' in script
     assert '--shapes=input:1x3x32x32' in script
+    # TensorRT gets the Q/DQ graph only, no ONNX Runtime lowering
+    assert 'ort_lowering' not in report
+    assert not (tmp_path / 'end2end.ort.onnx').exists()
 
 
 def test_dense_export_of_plain_checkpoint(data_cwd, cls_img, tmp_path):

@@ -1,5 +1,6 @@
-"""ONNX Runtime CPU latency: FP32 vs our INT8 Q/DQ export vs ONNX Runtime's
-own static quantizer applied to the FP32 export, measured in one run.
+"""ONNX Runtime CPU latency: FP32 vs our INT8 Q/DQ export (as exported for
+TensorRT, and lowered for ONNX Runtime) vs ONNX Runtime's own static
+quantizer applied to the FP32 export, measured in one run.
 
     python tools/analysis/benchmark_onnx.py MODEL_CFG [--checkpoint CKPT] \\
         [--shape 224 224] [--batch 1] [--threads 2] [--repeats 30] \\
@@ -8,9 +9,12 @@ own static quantizer applied to the FP32 export, measured in one run.
 MODEL_CFG may be ``mmpretrain::deit/deit-small_4xb256_in1k.py``. Without a
 checkpoint the model keeps its random init and gets one-shot 2:4 masks and
 max calibration on random inputs (enough for speed, not for accuracy).
-Timings are interleaved (FP32, ours, peer, FP32, ...) after a warm-up;
-ratios are FP32 median / variant median. Writes ``OUT/benchmark.json`` and
-``OUT/benchmark.md``.
+Timings are interleaved (FP32, ours, ours lowered, peer, FP32, ...) after a
+warm-up; ratios are FP32 median / variant median. ``gpusq_int8`` is the
+explicit Q/DQ graph that TensorRT gets; ``gpusq_int8_ort`` is the same graph
+after :func:`gpusq_mm.deploy.ort_lowering.lower_for_ort`, the file the
+``onnxruntime`` deploy backend runs (same outputs, see ``max_rel_diff``).
+Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``.
 """
 import argparse
 import json
@@ -27,6 +31,7 @@ from gpusq_mm.deploy.codebases.base import cosine
 from gpusq_mm.deploy.exporter import export_onnx
 from gpusq_mm.deploy.latency import time_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
+from gpusq_mm.deploy.ort_lowering import lower_file, max_rel_diff
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.deploy.quick import quick_gpusq
 
@@ -56,6 +61,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=30)
     parser.add_argument('--calib-batches', type=int, default=4)
+    parser.add_argument('--no-spin', action='store_true',
+                        help='idle ORT workers sleep instead of spinning: '
+                        'on a machine with no more cores than --threads, '
+                        'the spinning workers of the session timed before '
+                        'slow down the next one')
     parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx')
     return parser.parse_args()
 
@@ -120,18 +130,21 @@ def main() -> None:
                     generator=torch.Generator().manual_seed(0))
     model, deploy, info = build_models(args, x)
     paths = {k: osp.join(args.work_dir, f'{k}.onnx')
-             for k in ('fp32', 'gpusq_int8', 'ort_quantize_static')}
+             for k in ('fp32', 'gpusq_int8', 'gpusq_int8_ort',
+                       'ort_quantize_static')}
     export_onnx(_Tensor(model), x, paths['fp32'], ['output'])
     export_onnx(_Tensor(deploy), x, paths['gpusq_int8'], ['output'])
+    lowering = lower_file(paths['gpusq_int8'], paths['gpusq_int8_ort'])
     quantize_peer(paths['fp32'], paths['ort_quantize_static'], x,
                   args.calib_batches)
     run = time_onnx(paths, x.numpy(), args.threads, args.warmup,
-                    args.repeats)
+                    args.repeats, spinning=not args.no_spin)
     med = {k: r['median_ms'] for k, r in run.items()}
     ref = run['fp32']['outputs'][0]
     result = dict(
         model_cfg=args.model_cfg, checkpoint=args.checkpoint,
         input_shape=list(x.shape), threads=args.threads,
+        spinning=not args.no_spin,
         warmup=args.warmup, repeats=args.repeats,
         machine=dict(cpu=platform.processor() or platform.machine(),
                      cores=os.cpu_count()),
@@ -140,6 +153,13 @@ def main() -> None:
         speedup_vs_fp32={k: med['fp32'] / v for k, v in med.items()},
         cosine_vs_fp32={k: cosine(ref, r['outputs'][0])
                         for k, r in run.items()},
+        ort_lowering=dict(
+            pointwise_to_matmul=len(lowering['pointwise_to_matmul']),
+            conv_weights_folded=len(lowering['conv_weights_folded']),
+            clips_to_max=lowering['clips_to_max'],
+            matmul_biases_flattened=lowering['matmul_biases_flattened'],
+            max_rel_diff=max_rel_diff(run['gpusq_int8']['outputs'][0],
+                                      run['gpusq_int8_ort']['outputs'][0])),
         times_ms={k: r['times_ms'] for k, r in run.items()})
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:
         json.dump(result, f, indent=2)
@@ -158,13 +178,22 @@ def _versions() -> dict:
 
 def _table(r: dict) -> str:
     lines = [f"ONNX Runtime CPU, {r['model_cfg']}, input {r['input_shape']},"
-             f" {r['threads']} threads, median of {r['repeats']} "
-             '(interleaved)', '',
+             f" {r['threads']} threads"
+             f"{'' if r['spinning'] else ' (no spinning)'}, median of "
+             f"{r['repeats']} (interleaved)", '',
              '| export | median ms | speedup vs FP32 | cosine vs FP32 |',
              '|---|---|---|---|']
     for k, ms in r['median_ms'].items():
         lines.append(f'| {k} | {ms:.2f} | {r["speedup_vs_fp32"][k]:.2f}x | '
                      f'{r["cosine_vs_fp32"][k]:.4f} |')
+    low = r['ort_lowering']
+    lines += ['', f"gpusq_int8_ort = gpusq_int8 lowered for ONNX Runtime "
+              f"({low['pointwise_to_matmul']} 1x1 Conv -> int8 MatMul, "
+              f"{low['conv_weights_folded']} Conv weight DQ folded, "
+              f"{low['clips_to_max']} Clip -> Max, "
+              f"{low['matmul_biases_flattened']} MatMul biases 1-D); max "
+              f"relative output difference to gpusq_int8: "
+              f"{low['max_rel_diff']:.2e}"]
     return '\n'.join(lines) + '\n'
 
 

@@ -1,0 +1,163 @@
+"""ONNX Runtime lowering of the Q/DQ export (gpusq_mm.deploy.ort_lowering)
+on a real tiny SegFormer (mmseg MiT, one-shot 2:4 + max calibration):
+the Conv weights become the exact DQ(int8) values, ONNX Runtime's outputs
+stay those of the Q/DQ graph and ONNX Runtime no longer requantizes the
+Conv weights itself."""
+import collections
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from mmengine.config import Config
+from onnx import numpy_helper
+
+from gpusq_mm.deploy.exporter import export_onnx, ort_session
+from gpusq_mm.deploy.loader import build_task_model
+from gpusq_mm.deploy.ort_lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
+                                          _constants, lower_for_ort,
+                                          max_rel_diff)
+from gpusq_mm.deploy.qdq import build_deploy_model
+from gpusq_mm.deploy.quick import quick_gpusq
+
+from .conftest import demo_config
+
+
+class _Logits(torch.nn.Module):
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return (self.model(x, mode='tensor'), )
+
+
+@pytest.fixture(scope='module')
+def qdq_segformer(tmp_path_factory) -> str:
+    """The demo SegFormer's explicit Q/DQ export at 1x3x32x32."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(demo_config('segformer_tiny_gpusq.py'))
+    model = build_task_model(cfg, 'mmseg')
+    x = torch.randn(1, 3, 32, 32)
+    sparse, masks = quick_gpusq(model, [torch.randn_like(x)])
+    deploy, _ = build_deploy_model(model, sparse, masks)
+    path = str(tmp_path_factory.mktemp('ortlow') / 'qdq.onnx')
+    return export_onnx(_Logits(deploy), x, path, ['output'])
+
+
+def _ops(model) -> collections.Counter:
+    return collections.Counter(n.op_type for n in model.graph.node)
+
+
+def _run(model, x: np.ndarray, optimized: str = '',
+         disabled: tuple = ()) -> np.ndarray:
+    import onnxruntime as ort
+    if not disabled:
+        sess = ort_session(model.SerializeToString(), 2, optimized)
+    else:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                    providers=['CPUExecutionProvider'],
+                                    disabled_optimizers=list(disabled))
+    return sess.run(None, {'input': x})[0]
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_conv_weights_are_dq_of_int8(qdq_segformer):
+    qdq = onnx.load(qdq_segformer)
+    before = qdq.SerializeToString()
+    lowered, facts = lower_for_ort(qdq)
+    assert qdq.SerializeToString() == before  # input left alone
+    inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
+    low_inits = {i.name: numpy_helper.to_array(i)
+                 for i in lowered.graph.initializer}
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    convs = [n for n in qdq.graph.node if n.op_type == 'Conv']
+    low_convs = {n.name: n for n in lowered.graph.node if n.op_type == 'Conv'}
+    pointwise = facts['pointwise_to_matmul']
+    # the Mix-FFN 1x1 convs (2 per block, 8 blocks) run as MatMul; the
+    # others (patch embeddings, attention sr, 3x3 depthwise, decode head)
+    # stay Conv with folded weights
+    assert len(pointwise) == 16 and all('/ffn/' in n for n in pointwise)
+    assert sorted(facts['conv_weights_folded'] + pointwise) == \
+        sorted(n.name for n in convs) and len(convs) >= 30
+    low_nodes = {n.name: n for n in lowered.graph.node}
+    for name in pointwise:
+        old_w = producer[next(c for c in convs if c.name == name).input[1]]
+        new_w = low_nodes[name + '/w_dq']
+        q = inits[old_w.input[0]]
+        # the same int8 weight (transposed to (in, out)) and scales
+        assert np.array_equal(low_inits[new_w.input[0]],
+                              q.reshape(q.shape[:2]).T)
+        assert np.array_equal(low_inits[new_w.input[1]],
+                              inits[old_w.input[1]])
+    for conv in (c for c in convs if c.name not in pointwise):
+        dq = producer[conv.input[1]]
+        q = torch.from_numpy(inits[dq.input[0]])
+        scale = torch.from_numpy(inits[dq.input[1]])
+        assert q.dtype == torch.int8
+        expected = q.float() * scale.view(-1, *[1] * (q.dim() - 1))
+        weight = low_inits[low_convs[conv.name].input[1]]
+        assert weight.dtype == np.float32
+        assert torch.equal(torch.from_numpy(weight), expected), conv.name
+        # 2:4 zeros survive the folding
+        assert np.array_equal(weight == 0, inits[dq.input[0]] == 0)
+    ops, low_ops = _ops(qdq), _ops(lowered)
+    # activation Q/DQ kept; only the folded Conv weight DQs are gone
+    assert low_ops['QuantizeLinear'] == ops['QuantizeLinear']
+    assert low_ops['DequantizeLinear'] == \
+        ops['DequantizeLinear'] - len(facts['conv_weights_folded'])
+    # a Clip right behind a float conv becomes Max: the decode head's
+    # fusion_conv (BN, ReLU) before conv_seg
+    assert low_ops['Max'] == facts['clips_to_max'] == 1
+    assert low_ops['Clip'] + low_ops['Max'] == ops['Clip']
+    # float attention projections: 1-D biases (same values), so ONNX
+    # Runtime fuses MatMul + Add into Gemm
+    consts = _constants(qdq.graph)
+    flat = [b.input[1] for b in lowered.graph.node if b.op_type == 'Add'
+            and b.input[1].endswith('_flat')]
+    assert len(flat) == facts['matmul_biases_flattened'] == 32
+    for name in flat:
+        old = consts[name[:-len('_flat')]]
+        assert old.shape == (1, 1, old.size) and low_inits[name].ndim == 1
+        assert np.array_equal(old.ravel(), low_inits[name])
+    assert LOWERED_TAG in lowered.doc_string
+    onnx.checker.check_model(lowered, full_check=True)
+
+
+def test_ort_outputs_equal_qdq_graph(qdq_segformer, tmp_path):
+    """Same kernels -> same outputs. ONNX Runtime's NCHWc convolutions
+    (which need constant weights, so they only run on the lowered graph)
+    sum in another order; the float noise can move a value across a
+    rounding boundary of the next quantizer (one int8 step), as it does
+    between ONNX Runtime and PyTorch."""
+    qdq = onnx.load(qdq_segformer)
+    lowered, _ = lower_for_ort(qdq)
+    gen = np.random.default_rng(0)
+    for _ in range(4):
+        x = gen.standard_normal((1, 3, 32, 32)).astype(np.float32) * 2
+        ref = _run(qdq, x)
+        same = _run(lowered, x, disabled=('NchwcTransformer', ))
+        assert max_rel_diff(ref, same) <= LOWERED_MAX_REL_DIFF
+        assert _cosine(ref, _run(lowered, x)) >= 0.9999
+    # ONNX Runtime's WeightBiasQuantization would requantize a float Conv
+    # weight per tensor when Conv -> Clip -> QuantizeLinear; the Max keeps
+    # the weights as they are. The pointwise MatMuls run on int8.
+    optimized = str(tmp_path / 'optimized.onnx')
+    _run(lowered, x, optimized)
+    nodes = onnx.load(optimized).graph.node
+    assert not [n for n in nodes
+                if n.name.endswith(('_weight_q', '_bias_int32'))]
+    assert sum(n.op_type == 'MatMulIntegerToFloat' for n in nodes) == 16
+
+
+def test_max_rel_diff():
+    a = np.array([1.0, -4.0, 2.0], dtype=np.float32)
+    assert max_rel_diff(a, a) == 0.0
+    assert max_rel_diff(a, a + np.float32(0.4)) == pytest.approx(0.1)
