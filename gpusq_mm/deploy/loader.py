@@ -43,12 +43,26 @@ class LoadedModel:
     from_distiller: bool = False
 
 
-def build_task_model(model_cfg: Config, scope: str) -> nn.Module:
-    """Build the task model (the student of a distiller config) on CPU."""
+def build_task_model(model_cfg: Config, scope: str,
+                     init_weights: bool = False) -> nn.Module:
+    """Build the task model (the student of a distiller config) on CPU.
+
+    Args:
+        model_cfg (Config): Task or GPUSQ model config.
+        scope (str): Default registry scope of the codebase.
+        init_weights (bool): Run ``init_weights()``. Needed when no
+            checkpoint follows: some parameters (e.g. DETR's
+            ``level_embed``) are allocated uninitialised and set only there
+            (uninitialised memory made a random-init model output NaN now
+            and then). Defaults to False.
+    """
     from mmengine.registry import MODELS, DefaultScope
     with DefaultScope.overwrite_default_scope(
             model_cfg.get('default_scope', scope)):
-        return MODELS.build(task_model_dict(model_cfg)).eval()
+        model = MODELS.build(task_model_dict(model_cfg))
+        if init_weights:
+            model.init_weights()
+    return model.eval()
 
 
 def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,

@@ -321,7 +321,7 @@ def test_cli_deploys_mask_rcnn(data_cwd, tmp_path):
     from gpusq_mm.deploy.loader import build_task_model
     cfg = Config.fromfile(demo_config('mask_rcnn_swin_tiny_dense.py'))
     torch.manual_seed(0)
-    model = build_task_model(cfg, 'mmdet')
+    model = build_task_model(cfg, 'mmdet', init_weights=True)
     ckpt = str(tmp_path / 'mask_rcnn.pth')
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
     img = osp.join(data_cwd, 'data/demo/coco/val/000000.jpg')

@@ -40,7 +40,11 @@ def build(exporter: MMDetExporter, seed: int = 0) -> torch.nn.Module:
     register_all_modules(init_default_scope=False)
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope('mmdet'):
-        return MODELS.build(copy.deepcopy(exporter.model_cfg.model)).eval()
+        model = MODELS.build(copy.deepcopy(exporter.model_cfg.model))
+        # DETR's level_embed etc. are torch.Tensor(...) until init_weights:
+        # uninitialised memory made the outputs NaN now and then
+        model.init_weights()
+    return model.eval()
 
 
 def export(exporter: MMDetExporter, model, image: str, path: str,
@@ -111,9 +115,7 @@ def test_parity_random_init(case, coco, tmp_path):
     config, task = CASES[case]
     exporter = make_exporter(config, task, score_threshold=0.0,
                              keep_top_k=20)
-    # seed 0 gives Mask R-CNN near-tied top scores on val image 1 that
-    # float noise reorders
-    model = build(exporter, seed=1 if case == 'mask_rcnn_segm' else 0)
+    model = build(exporter)
     path = str(tmp_path / 'end2end.onnx')
     session = export(exporter, model, f'{coco}/val/000000.jpg', path)
     assert OPS[case] <= node_types(path)
@@ -151,9 +153,9 @@ def test_parity_fake_quantized(coco, tmp_path):
     exporter = make_exporter('mask_rcnn_swin_tiny_dense.py',
                              'InstanceSegmentation', score_threshold=0.0,
                              keep_top_k=20)
-    # with seed 0, val image 0 (the one traced) gets scores up to 0.012 off
-    # and no top-10 match while image 1 is exact; not explained yet
-    model = build(exporter, seed=1)
+    # random weights + rounding: another seed (2, 3) can put two top
+    # detections within one quantization step of a flip
+    model = build(exporter)
     insert_quantizers(model, select_quant_layers(model))
     inputs, meta = exporter.load_image(f'{coco}/val/000002.jpg')
     calibrate(model, lambda m: m.predict(

@@ -91,7 +91,7 @@ def build_models(args, x: torch.Tensor):
         masks = loaded.masks
     else:
         torch.manual_seed(0)
-        model = build_task_model(cfg, args.scope)
+        model = build_task_model(cfg, args.scope, init_weights=True)
         calib = [torch.randn_like(x) for _ in range(args.calib_batches)]
         sparse, masks = quick_gpusq(model, calib)
     deploy, info = build_deploy_model(model, sparse, masks)
