@@ -14,9 +14,9 @@ from onnx import numpy_helper
 
 from gpusq_mm.deploy.exporter import export_onnx, ort_session
 from gpusq_mm.deploy.loader import build_task_model
+from gpusq_mm.deploy.ort_graph import constants
 from gpusq_mm.deploy.ort_lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
-                                          _constants, lower_for_ort,
-                                          max_rel_diff)
+                                          lower_for_ort, max_rel_diff)
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.deploy.quick import quick_gpusq
 
@@ -119,7 +119,7 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
     assert low_ops['Clip'] + low_ops['Max'] == ops['Clip']
     # float attention projections: 1-D biases (same values), so ONNX
     # Runtime fuses MatMul + Add into Gemm
-    consts = _constants(qdq.graph)
+    consts = constants(qdq.graph)
     flat = [b.input[1] for b in lowered.graph.node if b.op_type == 'Add'
             and b.input[1].endswith('_flat')]
     assert len(flat) == facts['matmul_biases_flattened'] == 32

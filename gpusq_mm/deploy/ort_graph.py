@@ -1,0 +1,75 @@
+"""ONNX graph helpers of the ONNX Runtime lowering
+(:mod:`.ort_lowering`): constants by name, ``DequantizeLinear`` as ONNX
+Runtime evaluates it, node attributes, dead-node removal."""
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def constants(graph) -> Dict[str, np.ndarray]:
+    """Initializers, ``Constant`` outputs and ``Identity`` of either (the
+    exporter's de-duplicated initializers) by name."""
+    from onnx import numpy_helper
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == 'Constant' and node.attribute[0].name == 'value':
+            consts[node.output[0]] = numpy_helper.to_array(
+                node.attribute[0].t)
+        elif node.op_type == 'Identity' and node.input[0] in consts:
+            consts[node.output[0]] = consts[node.input[0]]
+    return consts
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray,
+               zero_point: Optional[np.ndarray], axis: int = 1) -> np.ndarray:
+    """``DequantizeLinear`` as ONNX Runtime evaluates it, in float32.
+
+    Args:
+        q (np.ndarray): int8/uint8 tensor.
+        scale (np.ndarray): float32 scalar or 1-D per-axis scales.
+        zero_point (np.ndarray, optional): Same shape as ``scale``.
+        axis (int): Quantization axis of 1-D scales. Defaults to 1.
+
+    Returns:
+        np.ndarray: float32 ``(q - zero_point) * scale``.
+    """
+    scale = np.asarray(scale, dtype=np.float32)
+    zp = np.zeros_like(scale, dtype=np.int32) if zero_point is None \
+        else np.asarray(zero_point).astype(np.int32)
+    if scale.ndim == 1 and q.ndim > 1:
+        shape = [1] * q.ndim
+        shape[axis % q.ndim] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((q.astype(np.int32) - zp).astype(np.float32) * scale).astype(
+        np.float32)
+
+
+def quant_axis(node) -> int:
+    """The ``axis`` attribute of a Q/DQ node (ONNX default 1)."""
+    for attr in node.attribute:
+        if attr.name == 'axis':
+            return attr.i
+    return 1
+
+
+def node_attrs(node) -> dict:
+    """A node's attributes as ``{name: value}``."""
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def remove_unused(graph) -> None:
+    """Drop nodes and initializers nothing reads (DQ left without users)."""
+    while True:
+        used = {i for n in graph.node for i in n.input}
+        used |= {o.name for o in graph.output}
+        dead = [n for n in graph.node
+                if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
