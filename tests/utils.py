@@ -27,13 +27,13 @@ def run_tool(script: str, args: List[str], cwd: str,
 
 
 def train_demo(config: str, work_dir: str, hooks: list, units: int,
-               resume_from: Optional[str] = None):
+               resume_from: Optional[str] = None, seed: int = 0):
     """Train a ``configs/gpusq/demo`` config in-process with ``hooks``.
 
     ``units`` is epochs (2 iterations each on the test data) or, for
     iteration-based configs, pairs of iterations; a checkpoint is written
-    at every unit. Seeded (seed 0), so two calls train alike. Returns the
-    Runner.
+    at every unit. Seeded (``seed``, default 0), so two calls train alike.
+    Returns the Runner.
     """
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -47,7 +47,7 @@ def train_demo(config: str, work_dir: str, hooks: list, units: int,
         cfg.train_cfg.max_epochs = units
         cfg.default_hooks.checkpoint.interval = 1
     cfg.train_cfg.val_interval = 1000
-    cfg.randomness = dict(seed=0)
+    cfg.randomness = dict(seed=seed)
     if resume_from:
         cfg.resume, cfg.load_from = True, resume_from
     runner = Runner.from_cfg(cfg)

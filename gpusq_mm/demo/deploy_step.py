@@ -5,12 +5,10 @@ deploy step's ORT lowering, ``end2end.ort.onnx``) on a real validation
 image, interleaved, idle workers not spinning, at batch 1 and (where the
 graph's batch is dynamic) batch 8.
 
-When the deploy tool is not in the checkout the step is skipped and the
-report says why; it never invents a number.
+``--skip-deploy`` skips the step; the report then says so.
 """
 import glob
 import json
-import os
 import os.path as osp
 from typing import Dict, List
 
@@ -19,12 +17,7 @@ import numpy as np
 from .runner import REPO, ToolError, run_tool
 
 CODEBASE = dict(cls='classification', seg='segmentation', det='detection')
-TOOLS = ('tools/deploy.py', )
 BATCHES = (1, 8)
-
-
-def _missing(repo: str) -> list:
-    return [t for t in TOOLS if not osp.isfile(osp.join(repo, t))]
 
 
 def _onnx_bytes(work_dir: str) -> int:
@@ -46,13 +39,8 @@ def deploy_task(task, work: str, dense_ckpt: str, gpusq_ckpt: str,
     """
     if skip:
         return dict(status='skipped', reason='--skip-deploy given')
-    repo = os.environ.get('GPUSQ_DEPLOY_REPO', REPO)
-    missing = _missing(repo)
-    if missing:
-        return dict(status='skipped', reason=f'{", ".join(missing)} not in '
-                    f'{repo}')
     kind = CODEBASE[task.name]
-    cfgs = osp.join(repo, 'configs', 'deploy', kind)
+    cfgs = osp.join(REPO, 'configs', 'deploy', kind)
     demo = osp.join(REPO, 'configs', 'gpusq', 'demo')
     img = sorted(glob.glob(osp.join(task.data_root, '**', '*.jpg'),
                            recursive=True))[-1]
@@ -68,7 +56,7 @@ def deploy_task(task, work: str, dense_ckpt: str, gpusq_ckpt: str,
                                    osp.join(demo, model_cfg), ckpt, img,
                                    '--work-dir', wd, *extra],
                      osp.join(wd, 'deploy.log'),
-                     f'[{task.name}] deploy {label}', repo=repo)
+                     f'[{task.name}] deploy {label}')
             with open(osp.join(wd, 'report.json')) as f:
                 out[label] = json.load(f)
             # the graph ONNX Runtime is meant to run: the deploy step's

@@ -14,13 +14,11 @@ class ToolError(RuntimeError):
 
 
 def run_tool(script: str, args: List[str], log: str, desc: str,
-             progress: Optional[Callable[[str], Optional[float]]] = None,
-             repo: str = REPO) -> str:
+             progress: Optional[Callable[[str], Optional[float]]] = None
+             ) -> str:
     """Run ``tools/<script> args`` with this interpreter, the repository on
     ``PYTHONPATH``; stream its output to ``log`` and drive a tqdm bar from
     ``progress(line) -> fraction done`` (or show elapsed time only).
-    ``repo`` is the checkout whose tools and package run (default: this
-    one).
 
     Returns:
         str: The tool's whole output (stdout and stderr).
@@ -29,8 +27,8 @@ def run_tool(script: str, args: List[str], log: str, desc: str,
         ToolError: The tool failed.
     """
     from tqdm import tqdm
-    cmd = [sys.executable, osp.join(repo, 'tools', script), *args]
-    env = dict(os.environ, PYTHONPATH=repo + os.pathsep +
+    cmd = [sys.executable, osp.join(REPO, 'tools', script), *args]
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep +
                os.environ.get('PYTHONPATH', ''), PYTHONUNBUFFERED='1')
     os.makedirs(osp.dirname(log), exist_ok=True)
     lines = []

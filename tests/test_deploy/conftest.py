@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from tests.utils import DEMO_CONFIGS
+from tests.utils import DEMO_CONFIGS, train_demo
 
 SEED = 2  # with seeds 0 and 1, ORT-vs-torch float noise flips 1.6% and
 # 2.4% of the near-tie pixels of the 4-iteration SegFormer (< 99%)
@@ -17,26 +17,14 @@ def _train(cwd: str, config: str, qat: dict, units: int) -> str:
     """Train ``config`` with fixed seeds (the models are a few iterations
     old, so their outputs are near ties: a fixed seed keeps the parity
     thresholds reproducible). Returns the last checkpoint."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(osp.join(DEMO_CONFIGS, config))
-    cfg.work_dir = osp.join(cwd, 'work_dirs', osp.splitext(config)[0])
-    cfg.custom_hooks = [SPARSE, qat]
-    cfg.randomness = dict(seed=SEED)
-    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
-        cfg.train_cfg.max_iters = 2 * units
-        cfg.default_hooks.checkpoint.interval = 2
-    else:
-        cfg.train_cfg.max_epochs = units
-        cfg.default_hooks.checkpoint.interval = 1
-    cfg.train_cfg.val_interval = 1000
+    work_dir = osp.join(cwd, 'work_dirs', osp.splitext(config)[0])
     old = os.getcwd()
-    os.chdir(cwd)
+    os.chdir(cwd)  # the demo configs' data_root is relative
     try:
-        Runner.from_cfg(cfg).train()
+        train_demo(config, work_dir, [SPARSE, qat], units, seed=SEED)
     finally:
         os.chdir(old)
-    return sorted(glob.glob(osp.join(cfg.work_dir, '*.pth')),
+    return sorted(glob.glob(osp.join(work_dir, '*.pth')),
                   key=osp.getmtime)[-1]
 
 
