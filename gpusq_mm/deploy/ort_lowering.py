@@ -21,12 +21,15 @@ activation fusion, BatchNorm folding) are lost.
 - a ``Clip`` between a float ``Conv`` and a ``QuantizeLinear`` becomes the
   equal ``Max`` (:func:`clip_to_max`), and the ``(1, 1, N)`` biases of float
   ``MatMul`` s become ``(N, )`` (:func:`flatten_matmul_bias`);
+- the int8 GEMMs become explicit ``MatMulIntegerToFloat`` nodes on uint8
+  activations with the bias inside, and the narrow-range ``Clip`` of each
+  activation quantizer moves behind it onto the integers
+  (:mod:`.ort_int8`: the same int8 values, shifted by 128);
 - activation ``QuantizeLinear``/``DequantizeLinear`` pairs stay: they are the
   fake-quantized model's numerics.
 
-``MatMul`` weights keep their DQ (ONNX Runtime fuses those itself). With the
-same kernels the lowered graph gives the Q/DQ graph's outputs exactly (ONNX
-Runtime with ``NchwcTransformer`` disabled); by default ONNX Runtime runs the
+With the same kernels the lowered graph gives the Q/DQ graph's outputs exactly
+(ONNX Runtime with ``NchwcTransformer`` disabled); by default ONNX Runtime runs the
 now constant-weight convolutions in its NCHWc layout, whose float summation
 order differs, so a value lying on a rounding boundary of the next quantizer
 can move by one int8 step (the same kind of difference as between ONNX
@@ -37,6 +40,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .ort_graph import constants, dequantize, quant_axis, remove_unused
+from .ort_int8 import integer_matmuls, quantize_then_clip
 from .ort_pointwise import pointwise_conv_to_matmul
 
 #: ``ModelProto.doc_string`` marker of a lowered model.
@@ -93,12 +97,13 @@ def fold_conv_weight_dq(model) -> List[str]:
 def _fed_by_conv(node, producer: dict, readers: dict) -> bool:
     """Whether ``node``'s input comes from a ``Conv`` through a chain of
     single-reader ``Add``/``Mul``/``BatchNormalization``/``Relu`` nodes
-    (what ONNX Runtime folds into the convolution)."""
+    (what ONNX Runtime folds into the convolution) and ``Identity``."""
     cur = producer.get(node.input[0])
     while cur is not None and len(readers.get(cur.output[0], [])) == 1:
         if cur.op_type == 'Conv':
             return True
-        if cur.op_type not in ('Add', 'Mul', 'BatchNormalization', 'Relu'):
+        if cur.op_type not in ('Add', 'Mul', 'BatchNormalization', 'Relu',
+                               'Identity'):
             return False
         cur = producer.get(cur.input[0])
     return False
@@ -189,7 +194,9 @@ def lower_for_ort(model) -> Tuple[object, dict]:
     Returns:
         tuple: The lowered copy and its facts: ``pointwise_to_matmul`` and
         ``conv_weights_folded`` (lists of ``Conv`` names),
-        ``clips_to_max`` and ``matmul_biases_flattened`` (counts).
+        ``integer_matmuls`` (``MatMul`` names), ``clips_to_max``,
+        ``matmul_biases_flattened``, ``clips_moved`` and ``clips_dropped``
+        (counts).
     """
     import onnx
     lowered = onnx.ModelProto()
@@ -197,7 +204,10 @@ def lower_for_ort(model) -> Tuple[object, dict]:
     facts = dict(pointwise_to_matmul=pointwise_conv_to_matmul(lowered))
     facts.update(conv_weights_folded=fold_conv_weight_dq(lowered),
                  clips_to_max=clip_to_max(lowered),
-                 matmul_biases_flattened=flatten_matmul_bias(lowered))
+                 matmul_biases_flattened=flatten_matmul_bias(lowered),
+                 integer_matmuls=integer_matmuls(lowered))
+    clips = quantize_then_clip(lowered)
+    facts.update(clips_moved=clips['moved'], clips_dropped=clips['dropped'])
     lowered.doc_string = (lowered.doc_string + ' ' + LOWERED_TAG).strip()
     onnx.checker.check_model(lowered)
     return lowered, facts

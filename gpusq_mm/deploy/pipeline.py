@@ -165,7 +165,10 @@ class DeployPipeline:
             pointwise_to_matmul=len(facts['pointwise_to_matmul']),
             conv_weights_folded=len(facts['conv_weights_folded']),
             clips_to_max=facts['clips_to_max'],
-            matmul_biases_flattened=facts['matmul_biases_flattened'])
+            matmul_biases_flattened=facts['matmul_biases_flattened'],
+            integer_matmuls=len(facts['integer_matmuls']),
+            clips_moved=facts['clips_moved'],
+            clips_dropped=facts['clips_dropped'])
 
     def verify_outputs(self) -> None:
         """Parity of ``end2end.onnx`` on ONNX Runtime against PyTorch; for

@@ -90,12 +90,13 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
     low_nodes = {n.name: n for n in lowered.graph.node}
     for name in pointwise:
         old_w = producer[next(c for c in convs if c.name == name).input[1]]
-        new_w = low_nodes[name + '/w_dq']
+        gemm = low_nodes[name + '/mm/int8']
+        assert gemm.op_type == 'MatMulIntegerToFloat'
         q = inits[old_w.input[0]]
         # the same int8 weight (transposed to (in, out)) and scales
-        assert np.array_equal(low_inits[new_w.input[0]],
+        assert np.array_equal(low_inits[gemm.input[1]],
                               q.reshape(q.shape[:2]).T)
-        assert np.array_equal(low_inits[new_w.input[1]],
+        assert np.array_equal(low_inits[gemm.input[3]],
                               inits[old_w.input[1]])
     for conv in (c for c in convs if c.name not in pointwise):
         dq = producer[conv.input[1]]
@@ -109,14 +110,21 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
         # 2:4 zeros survive the folding
         assert np.array_equal(weight == 0, inits[dq.input[0]] == 0)
     ops, low_ops = _ops(qdq), _ops(lowered)
-    # activation Q/DQ kept; only the folded Conv weight DQs are gone
+    # activation quantizers kept; the folded Conv weight DQs and the DQs
+    # of the int8 GEMMs (now read by MatMulIntegerToFloat) are gone
     assert low_ops['QuantizeLinear'] == ops['QuantizeLinear']
-    assert low_ops['DequantizeLinear'] == \
-        ops['DequantizeLinear'] - len(facts['conv_weights_folded'])
+    assert low_ops['MatMulIntegerToFloat'] == \
+        len(facts['integer_matmuls']) == 16
+    assert low_ops['DequantizeLinear'] == ops['DequantizeLinear'] - len(
+        facts['conv_weights_folded']) - 2 * len(facts['integer_matmuls'])
     # a Clip right behind a float conv becomes Max: the decode head's
-    # fusion_conv (BN, ReLU) before conv_seg
+    # fusion_conv (BN, ReLU) before conv_seg; the other quantizers' Clips
+    # act on their uint8 integers
     assert low_ops['Max'] == facts['clips_to_max'] == 1
-    assert low_ops['Clip'] + low_ops['Max'] == ops['Clip']
+    assert facts['clips_moved'] + facts['clips_dropped'] + 1 == \
+        ops['Clip'] == low_ops['Clip'] + 1
+    for clip in (n for n in lowered.graph.node if n.op_type == 'Clip'):
+        assert [low_inits[i].dtype for i in clip.input[1:]] == [np.uint8] * 2
     # float attention projections: 1-D biases (same values), so ONNX
     # Runtime fuses MatMul + Add into Gemm
     consts = constants(qdq.graph)
@@ -148,7 +156,7 @@ def test_ort_outputs_equal_qdq_graph(qdq_segformer, tmp_path):
         assert _cosine(ref, _run(lowered, x)) >= 0.9999
     # ONNX Runtime's WeightBiasQuantization would requantize a float Conv
     # weight per tensor when Conv -> Clip -> QuantizeLinear; the Max keeps
-    # the weights as they are. The pointwise MatMuls run on int8.
+    # the weights as they are. The pointwise MatMuls run on uint8 x int8.
     optimized = str(tmp_path / 'optimized.onnx')
     _run(lowered, x, optimized)
     nodes = onnx.load(optimized).graph.node

@@ -1,0 +1,249 @@
+"""The integer passes of the ONNX Runtime lowering (:mod:`.ort_lowering`):
+GEMMs as explicit ``MatMulIntegerToFloat`` on uint8 activations, and the
+narrow-range ``Clip`` of each activation quantizer moved behind its
+``QuantizeLinear``.
+
+Both keep the Q/DQ graph's int8 values exactly:
+
+- A signed activation ``QuantizeLinear(x, s, 0)`` and the unsigned
+  ``QuantizeLinear(x, s, 128)`` give the same integers shifted by 128
+  (``round(x / s)`` saturated to ``[-128, 127]`` vs ``[0, 255]``), and
+  every reader dequantizes with the same zero point. The x86 int8 GEMM
+  kernels of ONNX Runtime (MLAS) take unsigned activations times signed
+  weights; its own Q/DQ fusion makes the same switch, but an explicit
+  ``MatMulIntegerToFloat`` with int8 activations runs a kernel several times
+  slower (measured).
+- The exporter writes ``Clip(x, min=-127 s) -> QuantizeLinear`` (the
+  symmetric range ``[-127, 127]``); ``QuantizeLinear -> Clip(q, 1, 255)``
+  on the uint8 integers gives the same values and costs a quarter of the
+  memory traffic. Behind a ``Relu``/``Softmax``/``Sigmoid`` (non-negative
+  values) the Clip has nothing to do and is dropped.
+- The bias of an ``Add`` after the GEMM goes into the kernel
+  (``MatMulIntegerToFloat``'s ``bias`` input): the same float sum.
+"""
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .ort_graph import constants, remove_unused
+
+#: Name of the shared uint8 zero point (128) initializer.
+U8_ZERO_POINT = 'gpusq_u8_zero_point'
+_U8_LOW, _U8_HIGH = 'gpusq_u8_min127', 'gpusq_u8_max'
+#: Producers whose outputs are >= 0 (a ``min=-127 s`` Clip is a no-op).
+NON_NEGATIVE = ('Relu', 'Softmax', 'Sigmoid')
+MS_DOMAIN = 'com.microsoft'
+
+
+class _Graph:
+    """Producer/reader maps and constants of a graph, kept current by the
+    passes below (they only rewire inputs and add/remove nodes)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.graph = model, model.graph
+        self.consts = constants(self.graph)
+        self.inits = {i.name for i in self.graph.initializer}
+        self.outputs = {o.name for o in self.graph.output}
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.producer = {o: n for n in self.graph.node for o in n.output}
+        self.readers: Dict[str, list] = {}
+        for node in self.graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
+
+    def initializer(self, name: str, value: np.ndarray) -> str:
+        """Add ``value`` as initializer ``name`` once; return the name."""
+        from onnx import numpy_helper
+        if name not in self.inits:
+            self.graph.initializer.append(
+                numpy_helper.from_array(np.asarray(value), name))
+            self.inits.add(name)
+            self.consts[name] = np.asarray(value)
+        return name
+
+    def as_initializer(self, name: str) -> str:
+        """``name`` if it is an initializer, else a copy of the constant it
+        names (``Constant``/``Identity`` output) as one; ONNX Runtime
+        pre-packs only initializer weights."""
+        if name in self.inits:
+            return name
+        return self.initializer(name + '_init', self.consts[name])
+
+    def zero(self, name: str) -> bool:
+        """Whether the optional zero-point input ``name`` is absent or 0."""
+        return not name or (name in self.consts
+                            and not self.consts[name].any())
+
+    def replace(self, old, new: list) -> None:
+        index = list(self.graph.node).index(old)
+        self.graph.node.remove(old)
+        for offset, node in enumerate(new):
+            self.graph.node.insert(index + offset, node)
+
+
+def _input(node, index: int) -> str:
+    return node.input[index] if len(node.input) > index else ''
+
+
+def _set_input(node, index: int, name: str) -> None:
+    while len(node.input) <= index:
+        node.input.append('')
+    node.input[index] = name
+
+
+def _movable(g: _Graph, q) -> bool:
+    """Whether the integers of activation quantizer ``q`` (per tensor,
+    zero point 0 or already uint8) can move to uint8: they are no graph
+    output and every reader dequantizes them with ``q``'s scale or is an
+    integer GEMM."""
+    if q is None or q.op_type != 'QuantizeLinear' or \
+            q.input[1] not in g.consts or g.consts[q.input[1]].size != 1:
+        return False
+    zp = _input(q, 2)
+    if not (g.zero(zp) or zp == U8_ZERO_POINT) or q.output[0] in g.outputs:
+        return False
+    readers = g.readers.get(q.output[0], [])
+    return all(r.op_type == 'MatMulIntegerToFloat'
+               or (r.op_type == 'DequantizeLinear'
+                   and _input(r, 1) == q.input[1]) for r in readers)
+
+
+def _to_uint8(g: _Graph, q) -> None:
+    """Switch ``q`` and its readers to the uint8 zero point 128."""
+    g.initializer(U8_ZERO_POINT, np.array(128, dtype=np.uint8))
+    _set_input(q, 2, U8_ZERO_POINT)
+    for reader in g.readers.get(q.output[0], []):
+        _set_input(reader,
+                   2 if reader.op_type == 'DequantizeLinear' else 4,
+                   U8_ZERO_POINT)
+
+
+def _bias_add(g: _Graph, mm, columns: int):
+    """The ``Add`` of a constant ``columns``-element bias that is the only
+    reader of ``mm``'s output, or None."""
+    readers = g.readers.get(mm.output[0], [])
+    add = readers[0] if len(readers) == 1 else None
+    if add is None or add.op_type != 'Add':
+        return None
+    other = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
+    bias = g.consts.get(other)
+    if bias is None or bias.size != columns or bias.shape[-1] != columns:
+        return None
+    return add, other
+
+
+def integer_matmuls(model) -> List[str]:
+    """Rewrite ``MatMul(DQ(q_x), DQ(W_int8))`` ``[+ b]`` as an explicit
+    ``com.microsoft.MatMulIntegerToFloat(q_x, W_int8, s_x, s_w, 128, -,
+    b)`` on uint8 activations (in place).
+
+    Only GEMMs whose activation quantizer can move to uint8 (see
+    :func:`_movable`) and whose weight is a constant 2-D int8
+    tensor with zero point 0 are rewritten.
+
+    Args:
+        model (onnx.ModelProto): Model with explicit Q/DQ.
+
+    Returns:
+        list[str]: Names of the rewritten ``MatMul`` nodes.
+    """
+    from onnx import helper
+    g = _Graph(model)
+    done = []
+    for mm in list(g.graph.node):
+        if mm.op_type != 'MatMul':
+            continue
+        dq_x, dq_w = (g.producer.get(i) for i in mm.input)
+        if dq_x is None or dq_w is None or \
+                dq_x.op_type != 'DequantizeLinear' or \
+                dq_w.op_type != 'DequantizeLinear':
+            continue
+        weight = g.consts.get(dq_w.input[0])
+        q = g.producer.get(dq_x.input[0])
+        if not _movable(g, q) or weight is None or weight.ndim != 2 or \
+                weight.dtype != np.int8 or not g.zero(_input(dq_w, 2)) or \
+                dq_w.input[1] not in g.consts:
+            continue
+        _to_uint8(g, q)
+        inputs = [q.output[0], g.as_initializer(dq_w.input[0]), q.input[1],
+                  g.as_initializer(dq_w.input[1]), U8_ZERO_POINT, '']
+        out, last = mm.output[0], mm
+        bias = _bias_add(g, mm, weight.shape[1])
+        if bias is not None:
+            add, name = bias
+            inputs.append(g.initializer(
+                name + '_1d', g.consts[name].reshape(-1).astype(np.float32)))
+            out, last = add.output[0], add
+        node = helper.make_node('MatMulIntegerToFloat', inputs, [out],
+                                name=mm.name + '/int8', domain=MS_DOMAIN)
+        g.replace(mm, [node])
+        if last is not mm:
+            g.graph.node.remove(last)
+        g.refresh()
+        done.append(mm.name)
+    if done and not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    remove_unused(g.graph)
+    return done
+
+
+def _through_identity(g: _Graph, name: str):
+    node = g.producer.get(name)
+    while node is not None and node.op_type == 'Identity':
+        node = g.producer.get(node.input[0])
+    return node
+
+
+def quantize_then_clip(model) -> Dict[str, int]:
+    """Move each activation quantizer's ``Clip(x, min=-127 s)`` behind
+    its ``QuantizeLinear`` as a uint8 ``Clip(q, 1, 255)``, or drop it
+    behind a non-negative producer (in place).
+
+    Clips that :func:`.ort_lowering.clip_to_max` made ``Max`` (behind a
+    float ``Conv``) and quantizers read by other than DQ / integer GEMMs
+    stay.
+
+    Args:
+        model (onnx.ModelProto): Model with explicit Q/DQ.
+
+    Returns:
+        dict: ``moved`` and ``dropped`` counts.
+    """
+    from onnx import helper
+    g = _Graph(model)
+    moved = dropped = 0
+    for clip in list(g.graph.node):
+        readers = g.readers.get(clip.output[0], []) \
+            if clip.op_type == 'Clip' and len(clip.input) == 2 else []
+        q = readers[0] if len(readers) == 1 else None
+        if q is None or q.op_type != 'QuantizeLinear' or \
+                clip.input[1] not in g.consts:
+            continue
+        if not _movable(g, q):
+            continue
+        scale = float(g.consts[q.input[1]].reshape(()))
+        low = float(np.asarray(g.consts[clip.input[1]]).reshape(()))
+        if not np.isclose(low, -127 * scale, rtol=1e-6, atol=0):
+            continue
+        before = _through_identity(g, clip.input[0])
+        q.input[0] = clip.input[0]
+        g.graph.node.remove(clip)
+        if before is not None and before.op_type in NON_NEGATIVE:
+            dropped += 1
+        else:
+            _to_uint8(g, q)
+            g.initializer(_U8_LOW, np.array(1, dtype=np.uint8))
+            g.initializer(_U8_HIGH, np.array(255, dtype=np.uint8))
+            raw = q.output[0] + '_u8'
+            out = q.output[0]
+            q.output[0] = raw
+            index = list(g.graph.node).index(q)
+            g.graph.node.insert(index + 1, helper.make_node(
+                'Clip', [raw, _U8_LOW, _U8_HIGH], [out],
+                name=(q.name or out) + '/min127'))
+            moved += 1
+        g.refresh()
+    remove_unused(g.graph)
+    return dict(moved=moved, dropped=dropped)
