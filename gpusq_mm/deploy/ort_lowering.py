@@ -17,7 +17,9 @@ activation fusion, BatchNorm folding) are lost.
 - 1x1 convolutions next to a token-layout Reshape/Transpose (SegFormer's
   Mix-FFN) run as ``MatMul`` in NHWC on the same int8 tensors, which ONNX
   Runtime fuses into ``MatMulIntegerToFloat``
-  (:func:`pointwise_conv_to_matmul`);
+  (:func:`pointwise_conv_to_matmul`), and the token-layout transposes
+  around them fold into one ``Reshape`` each
+  (:func:`.ort_layout.fold_layout_transposes`);
 - a ``Clip`` between a float ``Conv`` and a ``QuantizeLinear`` becomes the
   equal ``Max`` (:func:`clip_to_max`), and the ``(1, 1, N)`` biases of float
   ``MatMul`` s become ``(N, )`` (:func:`flatten_matmul_bias`);
@@ -29,8 +31,8 @@ activation fusion, BatchNorm folding) are lost.
   fake-quantized model's numerics.
 
 With the same kernels the lowered graph gives the Q/DQ graph's outputs exactly
-(ONNX Runtime with ``NchwcTransformer`` disabled); by default ONNX Runtime runs the
-now constant-weight convolutions in its NCHWc layout, whose float summation
+(ONNX Runtime with ``NchwcTransformer`` disabled); by default ONNX Runtime runs
+the now constant-weight convolutions in its NCHWc layout, whose float summation
 order differs, so a value lying on a rounding boundary of the next quantizer
 can move by one int8 step (the same kind of difference as between ONNX
 Runtime and PyTorch).
@@ -41,6 +43,7 @@ import numpy as np
 
 from .ort_graph import constants, dequantize, quant_axis, remove_unused
 from .ort_int8 import integer_matmuls, quantize_then_clip
+from .ort_layout import fold_layout_transposes
 from .ort_pointwise import pointwise_conv_to_matmul
 
 #: ``ModelProto.doc_string`` marker of a lowered model.
@@ -194,14 +197,16 @@ def lower_for_ort(model) -> Tuple[object, dict]:
     Returns:
         tuple: The lowered copy and its facts: ``pointwise_to_matmul`` and
         ``conv_weights_folded`` (lists of ``Conv`` names),
-        ``integer_matmuls`` (``MatMul`` names), ``clips_to_max``,
+        ``integer_matmuls`` (``MatMul`` names), ``layout_reshapes``
+        (``Reshape`` names), ``clips_to_max``,
         ``matmul_biases_flattened``, ``clips_moved`` and ``clips_dropped``
         (counts).
     """
     import onnx
     lowered = onnx.ModelProto()
     lowered.CopyFrom(model)
-    facts = dict(pointwise_to_matmul=pointwise_conv_to_matmul(lowered))
+    facts = dict(pointwise_to_matmul=pointwise_conv_to_matmul(lowered),
+                 layout_reshapes=fold_layout_transposes(lowered))
     facts.update(conv_weights_folded=fold_conv_weight_dq(lowered),
                  clips_to_max=clip_to_max(lowered),
                  matmul_biases_flattened=flatten_matmul_bias(lowered),
@@ -211,6 +216,12 @@ def lower_for_ort(model) -> Tuple[object, dict]:
     lowered.doc_string = (lowered.doc_string + ' ' + LOWERED_TAG).strip()
     onnx.checker.check_model(lowered)
     return lowered, facts
+
+
+def lowering_counts(facts: dict) -> Dict[str, int]:
+    """:func:`lower_for_ort`'s facts as counts (list facts by length)."""
+    return {k: len(v) if isinstance(v, list) else int(v)
+            for k, v in facts.items()}
 
 
 def lower_file(src: str, dst: str) -> dict:

@@ -14,7 +14,7 @@ from .engine import (build_engine, engine_unavailable_reason, input_shapes,
                      write_build_script)
 from .exporter import export_onnx, run_ort, run_torch
 from .loader import load_deploy_model
-from .ort_lowering import lower_file, max_rel_diff
+from .ort_lowering import lower_file, lowering_counts, max_rel_diff
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
 from .verify import verify_qdq, verify_sparse, weight_facts
@@ -160,15 +160,8 @@ class DeployPipeline:
             return
         self.ort_path = osp.splitext(self.onnx_path)[0] + '.ort.onnx'
         facts = lower_file(self.onnx_path, self.ort_path)
-        self.report['ort_lowering'] = dict(
-            onnx=self.ort_path,
-            pointwise_to_matmul=len(facts['pointwise_to_matmul']),
-            conv_weights_folded=len(facts['conv_weights_folded']),
-            clips_to_max=facts['clips_to_max'],
-            matmul_biases_flattened=facts['matmul_biases_flattened'],
-            integer_matmuls=len(facts['integer_matmuls']),
-            clips_moved=facts['clips_moved'],
-            clips_dropped=facts['clips_dropped'])
+        self.report['ort_lowering'] = dict(onnx=self.ort_path,
+                                           **lowering_counts(facts))
 
     def verify_outputs(self) -> None:
         """Parity of ``end2end.onnx`` on ONNX Runtime against PyTorch; for

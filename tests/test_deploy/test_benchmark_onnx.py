@@ -19,10 +19,13 @@ def test_benchmark_tiny_deit(data_cwd, tmp_path):
     assert all(len(result['times_ms'][k]) == 3 for k in kinds)
     assert result['threads'] == 2 and result['input_shape'] == [1, 3, 32, 32]
     assert result['speedup_vs_fp32']['fp32'] == 1.0
-    # DeiT: no Conv weight to fold, no Clip behind a Conv; same outputs
+    # DeiT: no Conv weight to fold, no Clip behind a Conv; the 17 GEMMs
+    # run on uint8 activations (patch embedding conv stays float); same
+    # outputs
     low = result['ort_lowering']
     assert low['conv_weights_folded'] == low['clips_to_max'] == \
         low['pointwise_to_matmul'] == 0
+    assert low['integer_matmuls'] == 17
     assert low['max_rel_diff'] <= 1e-5 and result['spinning'] is True
     assert result['quantized_layers'] == 17 and result['sparse_layers'] == 16
     assert result['cosine_vs_fp32']['gpusq_int8'] > 0.9

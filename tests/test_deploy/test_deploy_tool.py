@@ -71,12 +71,17 @@ def test_segformer_int8_onnx(segformer_gpusq_ckpt, seg_img, tmp_path):
                                         mode='bilinear').repeat(2, 1, 1, 1)
     got = run_ort(report['onnx'], x)
     assert got[0].shape == (2, 6, 48, 80) and got[1].shape == (2, 48, 80)
-    # a 4-iteration model at another size: more near-tie pixels, whose
+    # a 4-iteration model at another size: many near-tie pixels, whose
     # argmax float noise (thread count, ORT kernels) can flip; the logits
-    # themselves must stay close
-    parity = pipe.exporter.compare(run_torch(pipe.reference, x), got)
-    assert parity['pixel_agreement'] >= 0.98
+    # themselves must stay close, and only near-ties may flip
+    ref = run_torch(pipe.reference, x)
+    parity = pipe.exporter.compare(ref, got)
+    assert parity['pixel_agreement'] >= 0.95
     assert parity['max_abs_logit_diff'] < 0.1
+    top2 = np.sort(ref[0], axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    flipped = ref[1] != got[1]
+    assert (margin[flipped] <= 2 * parity['max_abs_logit_diff']).all()
     rows = report['layers']
     assert report['qdq_pairs'] == sum(bool(r['weight_bits']) for r in rows)
     assert report['qdq_pairs'] >= 30

@@ -41,7 +41,8 @@ def _qdq_linear(relu: bool = False, extra_reader: bool = False):
         helper.make_node('MatMul', ['xq', 'wf'], ['mm']),
         helper.make_node('Add', ['mm', 'b'], ['y']),
     ]
-    outputs = [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2, 5, 8]),
+    outputs = [helper.make_tensor_value_info('y', TensorProto.FLOAT,
+                                             [2, 5, 8]),
                helper.make_tensor_value_info('xq', TensorProto.FLOAT,
                                              [2, 5, 16])]
     if extra_reader:  # the int8 tensor itself is a graph output

@@ -85,6 +85,10 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
     # others (patch embeddings, attention sr, 3x3 depthwise, decode head)
     # stay Conv with folded weights
     assert len(pointwise) == 16 and all('/ffn/' in n for n in pointwise)
+    # the tokens <-> NHWC transposes around each Mix-FFN fold into Reshapes
+    # (8 blocks, in and out)
+    assert len(facts['layout_reshapes']) == 16
+    assert _ops(lowered)['Transpose'] == _ops(qdq)['Transpose'] - 16
     assert sorted(facts['conv_weights_folded'] + pointwise) == \
         sorted(n.name for n in convs) and len(convs) >= 30
     low_nodes = {n.name: n for n in lowered.graph.node}

@@ -31,7 +31,8 @@ from gpusq_mm.deploy.codebases.base import cosine
 from gpusq_mm.deploy.exporter import export_onnx
 from gpusq_mm.deploy.latency import time_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
-from gpusq_mm.deploy.ort_lowering import lower_file, max_rel_diff
+from gpusq_mm.deploy.ort_lowering import (lower_file, lowering_counts,
+                                          max_rel_diff)
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.deploy.quick import quick_gpusq
 
@@ -154,10 +155,7 @@ def main() -> None:
         cosine_vs_fp32={k: cosine(ref, r['outputs'][0])
                         for k, r in run.items()},
         ort_lowering=dict(
-            pointwise_to_matmul=len(lowering['pointwise_to_matmul']),
-            conv_weights_folded=len(lowering['conv_weights_folded']),
-            clips_to_max=lowering['clips_to_max'],
-            matmul_biases_flattened=lowering['matmul_biases_flattened'],
+            **lowering_counts(lowering),
             max_rel_diff=max_rel_diff(run['gpusq_int8']['outputs'][0],
                                       run['gpusq_int8_ort']['outputs'][0])),
         times_ms={k: r['times_ms'] for k, r in run.items()})
@@ -188,10 +186,13 @@ def _table(r: dict) -> str:
                      f'{r["cosine_vs_fp32"][k]:.4f} |')
     low = r['ort_lowering']
     lines += ['', f"gpusq_int8_ort = gpusq_int8 lowered for ONNX Runtime "
-              f"({low['pointwise_to_matmul']} 1x1 Conv -> int8 MatMul, "
+              f"({low['integer_matmuls']} int8 MatMulIntegerToFloat, of "
+              f"them {low['pointwise_to_matmul']} 1x1 Conv, "
               f"{low['conv_weights_folded']} Conv weight DQ folded, "
+              f"{low['clips_moved']} activation Clips on uint8, "
+              f"{low['clips_dropped']} dropped, "
               f"{low['clips_to_max']} Clip -> Max, "
-              f"{low['matmul_biases_flattened']} MatMul biases 1-D); max "
+              f"{low['layout_reshapes']} layout transposes folded); max "
               f"relative output difference to gpusq_int8: "
               f"{low['max_rel_diff']:.2e}"]
     return '\n'.join(lines) + '\n'
