@@ -1,7 +1,8 @@
 """ONNX graph helpers of the ONNX Runtime lowering
 (:mod:`.ort_lowering`): constants by name, ``DequantizeLinear`` as ONNX
-Runtime evaluates it, node attributes, dead-node removal."""
-from typing import Dict, Optional
+Runtime evaluates it, node attributes, producer/reader maps, node
+replacement, dead-node removal."""
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -56,6 +57,29 @@ def node_attrs(node) -> dict:
     """A node's attributes as ``{name: value}``."""
     from onnx import helper
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def node_maps(graph) -> Tuple[Dict[str, object], Dict[str, List[object]]]:
+    """``(producer, readers)``: the node writing each tensor name, and the
+    nodes reading it (graph outputs are not readers)."""
+    producer = {o: n for n in graph.node for o in n.output}
+    readers: Dict[str, List[object]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return producer, readers
+
+
+def replace_nodes(graph, old: Sequence, new: Sequence) -> None:
+    """Remove the nodes ``old`` and insert ``new`` where the last of them
+    (in graph order) stood: ``new`` reads what ``old`` read, and what read
+    ``old``'s outputs comes after it, so the order stays topological."""
+    nodes = list(graph.node)
+    position = max(nodes.index(n) for n in old) - (len(old) - 1)
+    for node in old:
+        graph.node.remove(node)
+    for offset, node in enumerate(new):
+        graph.node.insert(position + offset, node)
 
 
 def remove_unused(graph) -> None:

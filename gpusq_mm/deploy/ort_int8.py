@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .ort_graph import constants, remove_unused
+from .ort_graph import constants, node_maps, remove_unused, replace_nodes
 
 #: Name of the shared uint8 zero point (128) initializer.
 U8_ZERO_POINT = 'gpusq_u8_zero_point'
@@ -47,11 +47,7 @@ class _Graph:
         self.refresh()
 
     def refresh(self) -> None:
-        self.producer = {o: n for n in self.graph.node for o in n.output}
-        self.readers: Dict[str, list] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.readers.setdefault(name, []).append(node)
+        self.producer, self.readers = node_maps(self.graph)
 
     def initializer(self, name: str, value: np.ndarray) -> str:
         """Add ``value`` as initializer ``name`` once; return the name."""
@@ -75,12 +71,6 @@ class _Graph:
         """Whether the optional zero-point input ``name`` is absent or 0."""
         return not name or (name in self.consts
                             and not self.consts[name].any())
-
-    def replace(self, old, new: list) -> None:
-        index = list(self.graph.node).index(old)
-        self.graph.node.remove(old)
-        for offset, node in enumerate(new):
-            self.graph.node.insert(index + offset, node)
 
 
 def _input(node, index: int) -> str:
@@ -178,9 +168,7 @@ def integer_matmuls(model) -> List[str]:
             out, last = add.output[0], add
         node = helper.make_node('MatMulIntegerToFloat', inputs, [out],
                                 name=mm.name + '/int8', domain=MS_DOMAIN)
-        g.replace(mm, [node])
-        if last is not mm:
-            g.graph.node.remove(last)
+        replace_nodes(g.graph, [mm] if last is mm else [mm, last], [node])
         g.refresh()
         done.append(mm.name)
     if done and not any(o.domain == MS_DOMAIN for o in model.opset_import):

@@ -15,7 +15,8 @@ from typing import List
 
 import numpy as np
 
-from .ort_graph import constants, node_attrs, remove_unused
+from .ort_graph import (constants, node_attrs, node_maps, remove_unused,
+                        replace_nodes)
 
 #: (first perm, rank of the Reshape output, last perm, order of the new
 #: shape's entries taken from the Reshape's shape).
@@ -78,11 +79,7 @@ def fold_layout_transposes(model) -> List[str]:
             new = extra + [helper.make_node(
                 'Reshape', [first.input[0], shape_name], [last.output[0]],
                 name=name + '/layout')]
-            position = list(graph.node).index(last) - 2
-            for node in (first, reshape, last):
-                graph.node.remove(node)
-            for offset, node in enumerate(new):
-                graph.node.insert(position + offset, node)
+            replace_nodes(graph, [first, reshape, last], new)
             done.append(reshape.name)
     remove_unused(graph)
     return done
@@ -113,11 +110,7 @@ def _find_chain(graph, consts: dict, chain: tuple):
     in ``graph`` whose inner nodes have no other readers (but ``Shape``
     for the first), or None."""
     first_perm, rank, last_perm, _ = chain
-    producer = {o: n for n in graph.node for o in n.output}
-    readers: dict = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    producer, readers = node_maps(graph)
     outputs = {o.name for o in graph.output}
 
     def only_reader(node):

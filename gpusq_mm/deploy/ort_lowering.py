@@ -41,7 +41,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .ort_graph import constants, dequantize, quant_axis, remove_unused
+from .ort_graph import (constants, dequantize, node_maps, quant_axis,
+                        remove_unused)
 from .ort_int8 import integer_matmuls, quantize_then_clip
 from .ort_layout import fold_layout_transposes
 from .ort_pointwise import pointwise_conv_to_matmul
@@ -130,11 +131,7 @@ def clip_to_max(model) -> int:
         int: Number of ``Clip`` nodes rewritten.
     """
     graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    readers: Dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    producer, readers = node_maps(graph)
     count = 0
     for node in graph.node:
         users = readers.get(node.output[0], []) if node.output else []

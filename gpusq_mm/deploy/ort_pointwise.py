@@ -1,11 +1,12 @@
 """The pointwise-convolution pass of the ONNX Runtime lowering
 (:mod:`.ort_lowering`): SegFormer-style 1x1 convolutions as int8
 ``MatMul`` in NHWC."""
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
-from .ort_graph import constants, node_attrs, quant_axis, remove_unused
+from .ort_graph import (constants, node_attrs, node_maps, quant_axis,
+                        remove_unused, replace_nodes)
 
 
 def _is_pointwise(node) -> bool:
@@ -72,11 +73,7 @@ def pointwise_conv_to_matmul(model) -> List[str]:
     from onnx import helper, numpy_helper
     graph = model.graph
     consts = constants(graph)
-    producer = {o: n for n in graph.node for o in n.output}
-    readers: Dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    producer, readers = node_maps(graph)
     done = []
     for conv in list(graph.node):
         chain = _pointwise_chain(conv, producer, readers, consts) \
@@ -114,12 +111,7 @@ def pointwise_conv_to_matmul(model) -> List[str]:
             out, last = p + '/mm_b', add
         new.append(helper.make_node('Transpose', [out], [last.output[0]],
                                     perm=[0, 3, 1, 2], name=p + '/nchw'))
-        index = list(graph.node).index(conv)
-        graph.node.remove(conv)
-        if add is not None:
-            graph.node.remove(add)
-        for offset, node in enumerate(new):
-            graph.node.insert(index + offset, node)
+        replace_nodes(graph, [conv] if add is None else [conv, add], new)
         done.append(conv.name)
     remove_unused(graph)
     return done
