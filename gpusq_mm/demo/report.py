@@ -11,17 +11,15 @@ import torch
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.sparsity.packed import quantize_weight, save_packed
 from gpusq_mm.utils import load_checkpoint_file
+from gpusq_mm.utils.convert import student_state_dict
 
 PHASES = ('dense', '2:4', '2:4+INT8')
 
 
 def _student_state(ckpt: dict) -> Dict[str, torch.Tensor]:
-    sd = ckpt['state_dict']
-    prefix = 'architecture.'
-    if any(k.startswith(prefix) for k in sd):
-        sd = {k[len(prefix):]: v for k, v in sd.items()
-              if k.startswith(prefix)}
-    return sd
+    """The student's weights of a distiller checkpoint, or the plain
+    checkpoint's."""
+    return student_state_dict(ckpt['state_dict']) or ckpt['state_dict']
 
 
 def checkpoint_stats(path: str) -> dict:

@@ -4,6 +4,13 @@ from collections import OrderedDict
 STUDENT_PREFIX = 'architecture.'
 
 
+def student_state_dict(state: dict) -> OrderedDict:
+    """The ``architecture.*`` (student) entries of a distiller state dict
+    under task keys (``backbone.*``); empty for a plain task state dict."""
+    return OrderedDict((k[len(STUDENT_PREFIX):], v) for k, v in state.items()
+                       if k.startswith(STUDENT_PREFIX))
+
+
 def distiller_to_student(checkpoint: dict) -> dict:
     """Keep the student's weights under task keys (``backbone.*``).
 
@@ -22,9 +29,7 @@ def distiller_to_student(checkpoint: dict) -> dict:
         ValueError: The checkpoint has no ``architecture.*`` weights.
     """
     state = checkpoint.get('state_dict', checkpoint)
-    student = OrderedDict((k[len(STUDENT_PREFIX):], v)
-                          for k, v in state.items()
-                          if k.startswith(STUDENT_PREFIX))
+    student = student_state_dict(state)
     if not student:
         raise ValueError('the checkpoint holds no `architecture.*` weights: '
                          'it is not a MixedKDDistiller checkpoint')
