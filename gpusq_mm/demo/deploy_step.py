@@ -61,9 +61,8 @@ def deploy_task(task, work: str, dense_ckpt: str, gpusq_ckpt: str,
                 out[label] = json.load(f)
             # the graph ONNX Runtime is meant to run: the deploy step's
             # ORT lowering of the Q/DQ graph where it wrote one
-            lowered = osp.join(wd, 'end2end.ort.onnx')
-            onnx[label] = lowered if osp.isfile(lowered) else osp.join(
-                wd, 'end2end.onnx')
+            onnx[label] = out[label].get('ort_lowering', {}).get(
+                'onnx', osp.join(wd, 'end2end.onnx'))
         inputs = _example_input(osp.join(cfgs, f'{kind}_onnxruntime_int8.py'),
                                 osp.join(demo, task.gpusq_cfg), img)
         latency = _time(onnx, inputs, threads, repeats)
