@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--dense', action='store_true',
                         help='accept a checkpoint without meta[\'gpusq\'] '
                         'and export without Q/DQ')
+    parser.add_argument('--test-pipeline', default=None, metavar='FILE',
+                        help='config file whose test_pipeline replaces the '
+                        'model config\'s (for training-only configs)')
     parser.add_argument('--precision', choices=['fp32', 'fp16'],
                         default=None, help='float precision of the graph '
                         '(default: the deploy config\'s gpusq_config)')
@@ -56,12 +59,39 @@ def dump_info(pipe: DeployPipeline, args: argparse.Namespace) -> None:
         json.dump(pipe.exporter._test_pipeline(), f, indent=2, default=str)
 
 
+def load_configs(args: argparse.Namespace):
+    """The deploy and model configs (with ``--test-pipeline`` applied).
+
+    Raises:
+        FileNotFoundError: A config file does not exist.
+        ValueError: ``--test-pipeline`` defines no ``test_pipeline``.
+    """
+    for what, path in (('deploy config', args.deploy_cfg),
+                       ('model config', args.model_cfg),
+                       ('--test-pipeline file', args.test_pipeline)):
+        if path is not None and not osp.isfile(path):
+            raise FileNotFoundError(f'{what} {path!r} does not exist')
+    model_cfg = Config.fromfile(args.model_cfg)
+    if args.test_pipeline:
+        pipeline = Config.fromfile(args.test_pipeline).get('test_pipeline')
+        if not pipeline:
+            raise ValueError(f'--test-pipeline {args.test_pipeline!r} '
+                             'defines no test_pipeline = [...]')
+        model_cfg.test_pipeline = pipeline
+    return Config.fromfile(args.deploy_cfg), model_cfg
+
+
 def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.INFO,
                         format='%(asctime)s deploy %(message)s')
+    try:
+        deploy_cfg, model_cfg = load_configs(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f'error: {type(e).__name__}: {e}', file=sys.stderr)
+        return 2
     pipe = DeployPipeline(
-        Config.fromfile(args.deploy_cfg), Config.fromfile(args.model_cfg),
+        deploy_cfg, model_cfg,
         args.checkpoint, args.img, args.work_dir, test_img=args.test_img,
         dense=args.dense, precision=args.precision, device=args.device)
     try:

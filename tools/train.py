@@ -7,6 +7,7 @@ Same command line as ``mmdet/tools/train.py``::
 """
 import argparse
 import logging
+import sys
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -14,6 +15,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
+from gpusq_mm.utils import CheckpointUnreachableError
 from gpusq_mm.utils.cli import add_common_args, load_config
 from gpusq_mm.utils.dist import (prepare_cpu_distributed,
                                  shutdown_distributed)
@@ -86,17 +88,24 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
     cfg = build_config(args)
     prepare_cpu_distributed(cfg)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        runner.train()
+    except CheckpointUnreachableError as err:
+        # offline clusters: one line that names the URL and the fix, not a
+        # urllib traceback
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     shutdown_distributed()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

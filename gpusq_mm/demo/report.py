@@ -35,7 +35,9 @@ def checkpoint_stats(path: str) -> dict:
     gpusq = ckpt['meta']['gpusq']
     sd = _student_state(ckpt)
     sparse = list(gpusq['sparsity']['layers'])
-    quant = {f'{m}.weight' for m in gpusq.get('quant', {}).get('layers', [])}
+    # quantized GEMM weights: a layer's weight, an MHA's in_proj_weight
+    quant = {w for m in gpusq.get('quant', {}).get('layers', [])
+             for w in (f'{m}.weight', f'{m}.in_proj_weight')}
     layers, packed = [], {}
     for name in sparse:
         w = sd[name].float()
@@ -43,7 +45,7 @@ def checkpoint_stats(path: str) -> dict:
                            zeros=round(float((w == 0).float().mean()), 4),
                            violations=count_violations(w)))
         if name in quant:
-            amax = sd.get(name.rsplit('.', 1)[0] + '.weight_amax')
+            amax = sd.get(name + '_amax')
             packed[name] = quantize_weight(w, amax)
     with tempfile.TemporaryDirectory() as tmp:
         packed_bytes = save_packed(osp.join(tmp, 'w.gsq24'), packed) \
@@ -59,7 +61,9 @@ def checkpoint_stats(path: str) -> dict:
             else v.numel() * 4
     packed_fp32 = sum(sd[n].numel() * 4 for n in packed)
     return dict(phase=gpusq['phase'], sparse_layers=len(sparse),
-                quantized_layers=len(quant), layers=layers,
+                quantized_layers=len((gpusq.get('quant') or {}).get(
+                    'layers') or []),
+                layers=layers,
                 violations_24=sum(x['violations'] for x in layers),
                 fp32_bytes=fp32, compressed_bytes=rest + packed_bytes,
                 sparse_fp32_bytes=packed_fp32,

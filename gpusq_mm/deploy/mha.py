@@ -5,10 +5,13 @@ parameter, which the ONNX exporter slices and transposes into anonymous
 constants. Splitting it into three :class:`ExportLinear` layers (row
 slices keep the 2:4 groups, which run along the input channels) gives every
 projection a named weight initializer the verify step can check, and the
-same graph shape as the other attention modules.
+same graph shape as the other attention modules. Where QAT quantized the
+projections (:func:`gpusq_mm.quantization.quantize_mha_gemms`), each
+becomes an int8 Q/DQ GEMM with its own input range and the rows of
+``in_proj_weight_amax`` as per-channel weight ranges.
 """
 import math
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +30,29 @@ def check_exportable(mha: nn.MultiheadAttention) -> None:
                         'the standard projection layout is supported')
 
 
+def projection_bits(mha: nn.MultiheadAttention) -> Dict[str, Optional[int]]:
+    """``{projection: weight bits}`` (None: float) of ``mha``'s input
+    projections as QAT left them."""
+    quantizers = mha._modules.get('in_proj_quantizers')
+    return {name: mha.weight_bits if quantizers is not None and
+            quantizers[op].quant_state == 'quant' else None
+            for name, op in zip(PROJECTIONS, 'qkv')}
+
+
+def _projection(weight: Tensor, bias: Optional[Tensor],
+                bits: Optional[int], mha: nn.MultiheadAttention, index: int,
+                op: str) -> ExportLinear:
+    dim = weight.shape[1]
+    linear = nn.Linear(dim, weight.shape[0], bias=bias is not None)
+    linear.weight.data.copy_(weight)
+    if bias is not None:
+        linear.bias.data.copy_(bias)
+    if bits is not None:  # what ExportLinear reads of a quantized layer
+        linear.weight_amax = mha.in_proj_weight_amax.detach().chunk(3)[index]
+        linear.input_amax = mha.in_proj_quantizers[op].amax.detach()
+    return ExportLinear(linear, bits)
+
+
 class ExportMultiheadAttention(nn.Module):
     """Eval-mode ``nn.MultiheadAttention`` with separate projections.
 
@@ -43,12 +69,11 @@ class ExportMultiheadAttention(nn.Module):
         weights = mha.in_proj_weight.detach().split(dim)
         biases = [None] * 3 if mha.in_proj_bias is None else \
             mha.in_proj_bias.detach().split(dim)
-        for name, weight, bias in zip(PROJECTIONS, weights, biases):
-            linear = nn.Linear(dim, dim, bias=bias is not None)
-            linear.weight.data.copy_(weight)
-            if bias is not None:
-                linear.bias.data.copy_(bias)
-            setattr(self, name, ExportLinear(linear, None))
+        bits = projection_bits(mha)
+        for i, (name, weight, bias) in enumerate(
+                zip(PROJECTIONS, weights, biases)):
+            setattr(self, name, _projection(weight, bias, bits[name], mha, i,
+                                            'qkv'[i]))
         self.out_proj = out_proj
         # attention-matmul quantizers (QATHook quant_attention=True); the
         # deploy step turns them into Q/DQ after this module is built

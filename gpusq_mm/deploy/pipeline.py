@@ -15,9 +15,12 @@ from .engine import (build_engine, engine_unavailable_reason, input_shapes,
 from .exporter import export_onnx, run_ort, run_torch
 from .loader import load_deploy_model
 from .ort_lowering import lower_file, lowering_counts, max_rel_diff
+from .parity import check_graphs, dataset_images, image_variants, parity_rule
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
-from .verify import verify_qdq, verify_sparse, weight_facts
+from .int4 import write_int4_onnx
+from .verify import (gemm_weights, verify_qdq, verify_sparse, weight_facts,
+                     weight_initializers)
 
 logger = logging.getLogger('gpusq_mm.deploy')
 
@@ -67,8 +70,10 @@ class DeployPipeline:
         os.makedirs(work_dir, exist_ok=True)
 
     def steps(self) -> List[Callable[[], None]]:
-        return [self.load_checkpoint, self.build_deploy_model,
-                self.export_onnx, self.verify_onnx, self.lower_for_ort,
+        return [self.check_inputs, self.load_checkpoint,
+                self.build_deploy_model,
+                self.export_onnx, self.verify_onnx, self.write_int4,
+                self.lower_for_ort,
                 self.verify_outputs, self.build_trt, self.write_report]
 
     def run(self) -> dict:
@@ -82,11 +87,27 @@ class DeployPipeline:
             logger.info('step %s done in %.2fs', step.__name__, took)
         parity = self.report['parity']
         if not parity['passed']:
+            failed = {name: f"{r['passed_images']} of {r['num_images']} "
+                      f"images passed, {r['needed']} needed"
+                      for name, r in parity['graphs'].items()
+                      if not r['passed']}
             raise ParityError(f'ONNX Runtime vs PyTorch parity failed: '
-                              f'{parity}; see {self.work_dir}/report.md')
+                              f'{failed}; per-image verdicts in '
+                              f'{self.work_dir}/report.md')
         return self.report
 
     # ----------------------------------------------------------- steps
+    def check_inputs(self) -> None:
+        """Every input file, before any heavy step: the checkpoint exists,
+        the images are readable, the model config has a test pipeline."""
+        from .codebases.base import read_image_checked, resolve_test_pipeline
+        if not osp.isfile(self.checkpoint):
+            raise FileNotFoundError(f'checkpoint {self.checkpoint!r} does '
+                                    'not exist; give the path of a .pth file')
+        for path in filter(None, (self.img, self.test_img)):
+            read_image_checked(path)
+        resolve_test_pipeline(self.model_cfg)
+
     def load_checkpoint(self) -> None:
         self.exporter = build_exporter(self.model_cfg, self.deploy_cfg)
         self.loaded = load_deploy_model(
@@ -100,9 +121,9 @@ class DeployPipeline:
         loaded = self.loaded
         model = loaded.model
         if self.dense:
-            from gpusq_mm.quantization import quant_layers
-            for layer in quant_layers(model).values():
-                layer.quant_state = 'off'
+            from gpusq_mm.quantization import range_holders
+            for holder in range_holders(model).values():
+                holder.quant_state = 'off'
         deploy, self.info = build_deploy_model(model, loaded.sparse_params,
                                                loaded.masks)
         # the image first: an exporter without a configured static shape
@@ -147,7 +168,30 @@ class DeployPipeline:
         self.report['layers'] = layer_table(self.deploy_module, self.info,
                                             facts)
         self.report['qdq_pairs'] = len(qdq)
+        gemms = gemm_weights(model)  # read from the graph, not the report
+        self.report['graph_gemms'] = dict(
+            total=len(gemms), int8=sum(w['int8'] for w in gemms),
+            pruned=sum(w['pruned'] for w in gemms),
+            pruned_not_int8=[w['weight'] for w in gemms
+                             if w['pruned'] and not w['int8']])
         self.report['sizes'] = sizes(self.report['layers'], self.onnx_path)
+
+    def write_int4(self) -> None:
+        """W4A8 (``weight_bits=4``): also write ``end2end.int4.onnx`` with
+        the 4-bit weights as INT4 initializers (opset 21, see
+        :mod:`.int4`); the int8-container file stays the one backends run.
+        Other checkpoints: nothing."""
+        import onnx
+        layers = sorted(n for n, b in self.info.quantized.items() if b == 4)
+        if not layers:
+            return
+        where = weight_initializers(onnx.load(self.onnx_path), layers)
+        dst = osp.splitext(self.onnx_path)[0] + '.int4.onnx'
+        self.report['int4'] = write_int4_onnx(self.onnx_path, dst,
+                                              sorted(where.values()))
+        self.report['int4']['runs_int8_file'] = (
+            'ONNX Runtime fuses only int8 Q/DQ and TensorRT INT4 is '
+            'weight-only: backends run end2end.onnx (4-bit values in int8)')
 
     def lower_for_ort(self) -> None:
         """``backend_config.type='onnxruntime'``: write ``*.ort.onnx``, the
@@ -164,16 +208,39 @@ class DeployPipeline:
                                            **lowering_counts(facts))
 
     def verify_outputs(self) -> None:
-        """Parity of ``end2end.onnx`` on ONNX Runtime against PyTorch; for
-        the onnxruntime backend also the lowered file's agreement with it
-        (float summation order only, see :mod:`.ort_lowering`)."""
-        inputs = self.inputs
-        if self.test_img:
-            inputs, _ = self.exporter.load_image(self.test_img)
-        ref = run_torch(self.reference.to(self.device),
-                        inputs.to(self.device))
+        """Parity against PyTorch of every graph written for the backend
+        (``end2end.onnx``; for onnxruntime also the lowered
+        ``end2end.ort.onnx`` that users run) on the test image plus up to
+        ``codebase_config.parity.num_images`` images of the config's
+        val/test set (see :mod:`.parity`); the report keeps per-image
+        verdicts, and the top-level numbers are those of ``end2end.onnx``
+        on the first image."""
+        rule = parity_rule(self.deploy_cfg, self.exporter.scope)
+        images = self._parity_images(rule['num_images'])
+        reference = self.reference.to(self.device)
+        graphs = {osp.basename(self.onnx_path):
+                  lambda x: run_ort(self.onnx_path, x)}
+        if self.ort_path != self.onnx_path:
+            graphs[osp.basename(self.ort_path)] = \
+                lambda x: run_ort(self.ort_path, x)
+        first = {}
+
+        def load(path: str):
+            inputs = self.exporter.load_image(path)[0]
+            first.setdefault('inputs', inputs)
+            return inputs
+
+        results = check_graphs(
+            images, load, lambda x: run_torch(reference, x.to(self.device)),
+            graphs, self.exporter.compare, rule['min_pass_fraction'])
+        top = dict(results[osp.basename(self.onnx_path)]['images'][0])
+        top.pop('image')
+        self.report['parity'] = dict(
+            top, passed=all(r['passed'] for r in results.values()),
+            rule=rule, graphs=results)
+        inputs = first['inputs']
+        ref = run_torch(reference, inputs.to(self.device))
         got = run_ort(self.onnx_path, inputs)
-        self.report['parity'] = self.exporter.compare(ref, got)
         self.outputs = dict(torch=ref, onnxruntime=got)
         if self.ort_path != self.onnx_path:
             lowered = run_ort(self.ort_path, inputs)
@@ -183,6 +250,19 @@ class DeployPipeline:
                 max_rel_diff_vs_qdq=max(
                     (max_rel_diff(a, b) for a, b in zip(got, lowered)
                      if a.dtype.kind == 'f'), default=0.0))
+
+    def _parity_images(self, num: int) -> List[str]:
+        first = self.test_img or self.img
+        extra = dataset_images(self.model_cfg, self.exporter.scope, num)
+        source = 'dataset'
+        if not extra and num:
+            extra = image_variants(first, osp.join(self.work_dir,
+                                                   'parity_images'), num)
+            source = 'variants of the test image'
+        extra = [p for p in extra if osp.abspath(p) != osp.abspath(first)]
+        self.report['parity_images'] = dict(source=source,
+                                            count=1 + len(extra[:num]))
+        return [first] + extra[:num]
 
     def build_trt(self) -> None:
         script = write_build_script(self.deploy_cfg, self.work_dir)

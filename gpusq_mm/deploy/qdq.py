@@ -26,11 +26,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from gpusq_mm.quantization import has_quant_gemms
 from gpusq_mm.quantization.quant_layers import _QuantMixin
 from gpusq_mm.sparsity import count_violations
 
 from .layers import ExportConv2d, ExportLinear, QDQTensor, _ExportGemm
-from .mha import PROJECTIONS, ExportMultiheadAttention
+from .mha import PROJECTIONS, ExportMultiheadAttention, projection_bits
 
 
 @dataclass
@@ -158,9 +159,13 @@ def build_deploy_model(model: nn.Module,
     if masks:
         _bake_masks(model, masks, info)
     sparse_layers, mhas = _sparse_targets(model, sparse_params)
+    mhas = sorted(set(mhas) | {n for n, m in model.named_modules()
+                               if has_quant_gemms(m)})
     for name in mhas:
         mha = model.get_submodule(name)
         out_proj = _export_layer(mha.out_proj, info, f'{name}.out_proj')
+        info.quantized.update({f'{name}.{p}': bits for p, bits in
+                               projection_bits(mha).items() if bits})
         _set_module(model, name, ExportMultiheadAttention(mha, out_proj))
     for name, module in list(model.named_modules()):
         if isinstance(module, _QuantMixin) and \

@@ -67,6 +67,23 @@ def write_report(work_dir: str, report: dict) -> None:
         f.write(markdown(report))
 
 
+def _parity_lines(parity: dict) -> List[str]:
+    """Per-graph, per-image parity verdicts."""
+    lines = []
+    for graph, result in (parity.get('graphs') or {}).items():
+        lines.append(f"  - `{graph}`: {result['passed_images']} of "
+                     f"{result['num_images']} images passed "
+                     f"({result['needed']} needed): "
+                     f"{'PASSED' if result['passed'] else 'FAILED'}")
+        for verdict in result['images']:
+            facts = {k: v for k, v in verdict.items()
+                     if k not in ('image', 'passed')}
+            lines.append(f"    - {'pass' if verdict['passed'] else 'FAIL'} "
+                         f"`{osp.basename(verdict['image'])}` "
+                         f'{json.dumps(facts, default=str)}')
+    return lines
+
+
 def markdown(report: dict) -> str:
     """Render the report as Markdown."""
     rows = report.get('layers', [])
@@ -84,7 +101,8 @@ def markdown(report: dict) -> str:
         f"- sizes: {json.dumps(report.get('sizes', {}))}",
         f"- parity (ONNX Runtime vs PyTorch): "
         f"{'PASSED' if parity.get('passed') else 'FAILED'} "
-        f"{json.dumps({k: v for k, v in parity.items() if k != 'passed'})}",
+        f"{json.dumps({k: v for k, v in parity.items() if k not in ('passed', 'graphs')})}",
+        *_parity_lines(parity),
         f"- engine: {json.dumps(report.get('engine', {}))}",
         f"- build script: `{report.get('build_script')}`", '',
         '| layer | kind | shape (ONNX) | 2:4 | zeros | W bits | input scale |',

@@ -143,3 +143,65 @@ def _producer_input(producers: Dict[str, object], tensor: str) -> str:
     if node is None or node.op_type != 'DequantizeLinear':
         return ''
     return node.input[0]
+
+
+_PASS_THROUGH = ('Transpose', 'Cast', 'Reshape', 'Identity', 'Unsqueeze')
+
+
+def _is_24(array: np.ndarray, axis: int) -> bool:
+    moved = np.moveaxis(array, axis, -1)
+    if moved.shape[-1] % 4:
+        return False
+    groups = (moved.reshape(-1, 4) != 0).sum(-1)
+    return bool(groups.size) and int(groups.max()) <= 2
+
+
+def gemm_weights(model) -> List[dict]:
+    """Every constant GEMM/Conv weight of the graph, read from the graph
+    alone (not from any report): per ``MatMul``/``Gemm``/``Conv`` operand
+    that comes from an initializer or ``Constant`` (through
+    ``DequantizeLinear``, ``Transpose``, ``Cast``, ``Reshape``), whether it
+    is stored int8 behind a ``DequantizeLinear`` and whether it is pruned
+    (exactly 2:4 along an input-channel axis, at least half zeros).
+
+    Returns:
+        list[dict]: ``node``, ``weight`` (initializer), ``int8``,
+        ``pruned``, ``shape``.
+    """
+    from onnx import numpy_helper
+    consts = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == 'Constant' and node.attribute and \
+                node.attribute[0].name == 'value':
+            consts[node.output[0]] = node.attribute[0].t
+    producers = _producers(model)
+    found = []
+    for node in model.graph.node:
+        if node.op_type not in GEMMS:
+            continue
+        for tensor in node.input[:2]:
+            int8, src = False, producers.get(tensor)
+            while tensor not in consts and src is not None and \
+                    src.op_type in ('DequantizeLinear', ) + _PASS_THROUGH:
+                int8 = int8 or src.op_type == 'DequantizeLinear'
+                tensor = src.input[0]
+                src = producers.get(tensor)
+            if tensor not in consts:
+                continue
+            array = numpy_helper.to_array(consts[tensor])
+            if array.ndim < 2:
+                continue
+            axes = (1, ) if array.ndim == 4 else (0, array.ndim - 1)
+            pruned = float((array == 0).mean()) >= 0.5 and any(
+                _is_24(array, a) for a in axes)
+            found.append(dict(node=node.name, weight=tensor,
+                              int8=int8 and array.dtype == np.int8,
+                              pruned=pruned, shape=list(array.shape)))
+    return found
+
+
+def pruned_float_weights(model) -> List[str]:
+    """Pruned (2:4) GEMM/Conv weights of the graph that are not int8 (see
+    :func:`gemm_weights`)."""
+    return [w['weight'] for w in gemm_weights(model)
+            if w['pruned'] and not w['int8']]

@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from .tensor_quantizer import TensorQuantizer
+from .attention_mha import (QuantMHAMixin, add_in_proj_quantizers,
+                            check_mha_supported, mha_gemm_reason)
+from .tensor_quantizer import TensorQuantizer, all_off
 
 # Attention classes (qualified names) whose forward computes q·kᵀ then p·v
 # with the functions below and no other matmul.
@@ -51,13 +53,14 @@ def _qualname(cls: type) -> str:
 
 def is_supported_attention(module: nn.Module) -> bool:
     """Whether ``module``'s attention matmuls can be fake-quantized."""
-    return is_quantized_attention(module) or \
+    return isinstance(module, (QuantAttentionMixin, QuantMHAMixin)) or \
         _qualname(type(module)) in SUPPORTED_ATTENTION
 
 
 def is_quantized_attention(module: nn.Module) -> bool:
     """Whether ``module`` is an attention module with quantized matmuls."""
-    return isinstance(module, (QuantAttentionMixin, QuantMHAMixin))
+    return isinstance(module, (QuantAttentionMixin, QuantMHAMixin)) and \
+        'matmul_quantizers' in module._modules
 
 
 class _MatmulQuantMode(TorchFunctionMode):
@@ -131,18 +134,11 @@ class _MatmulQuantMode(TorchFunctionMode):
         return p @ v
 
 
-def all_off(quantizers: nn.ModuleDict) -> bool:
-    """Whether every quantizer is off (modules without a state, such as
-    the deploy step's Q/DQ replacements, count as on)."""
-    return all(getattr(q, 'quant_state', 'quant') == 'off'
-               for q in quantizers.values())
-
-
 class QuantAttentionMixin:
     """Runs the original forward with its matmul operands fake-quantized."""
 
     def forward(self, *args, **kwargs):
-        if all_off(self.matmul_quantizers):
+        if all_off(self.matmul_quantizers.values()):
             return super().forward(*args, **kwargs)
         mode = _MatmulQuantMode(self.matmul_quantizers)
         # products computed inside child modules (an exported Linear is a
@@ -163,7 +159,18 @@ class QuantAttentionMixin:
 
 _dynamic_classes: Dict[type, type] = {}
 
-from .attention_mha import QuantMHAMixin, check_mha_supported  # noqa: E402
+
+def _swap_class(module: nn.Module) -> None:
+    """Swap ``module``'s class for its quantized subclass (once)."""
+    if isinstance(module, (QuantAttentionMixin, QuantMHAMixin)):
+        return
+    cls = type(module)
+    if cls not in _dynamic_classes:
+        mixin = QuantMHAMixin if issubclass(cls, nn.MultiheadAttention) \
+            else QuantAttentionMixin
+        _dynamic_classes[cls] = type(f'Quant{cls.__name__}', (mixin, cls),
+                                     {})
+    module.__class__ = _dynamic_classes[cls]
 
 
 def quantize_attention(module: nn.Module) -> nn.Module:
@@ -178,22 +185,37 @@ def quantize_attention(module: nn.Module) -> nn.Module:
     """
     if is_quantized_attention(module):
         return module
-    cls = type(module)
-    if _qualname(cls) not in SUPPORTED_ATTENTION:
+    if not is_supported_attention(module):
         raise TypeError(
-            f'cannot quantize the matmuls of {cls.__name__}; supported '
-            f'attention classes: {", ".join(SUPPORTED_ATTENTION)}')
-    if cls is nn.MultiheadAttention or issubclass(cls, nn.MultiheadAttention):
+            f'cannot quantize the matmuls of {type(module).__name__}; '
+            f'supported attention classes: {", ".join(SUPPORTED_ATTENTION)}')
+    if isinstance(module, nn.MultiheadAttention):
         check_mha_supported(module)
-    if cls not in _dynamic_classes:
-        mixin = QuantMHAMixin if issubclass(cls, nn.MultiheadAttention) \
-            else QuantAttentionMixin
-        _dynamic_classes[cls] = type(f'Quant{cls.__name__}', (mixin, cls),
-                                     {})
     device = next(module.parameters()).device
-    module.__class__ = _dynamic_classes[cls]
+    _swap_class(module)
     module.matmul_quantizers = nn.ModuleDict(
         {name: TensorQuantizer().to(device) for name in OPERANDS})
+    return module
+
+
+def quantize_mha_gemms(module: nn.MultiheadAttention,
+                       weight_bits: int = 8) -> nn.MultiheadAttention:
+    """Fake-quantize the input projections of an ``nn.MultiheadAttention``
+    in place (see :mod:`.attention_mha`); its ``out_proj`` is quantized as
+    an ordinary Linear and runs because the swapped forward calls it.
+
+    Args:
+        module (nn.MultiheadAttention): The attention module.
+        weight_bits (int): Weight bit width. Defaults to 8.
+
+    Returns:
+        nn.MultiheadAttention: The same object.
+    """
+    reason = mha_gemm_reason(module)
+    if reason:
+        raise TypeError(f'cannot quantize the input projections of {reason}')
+    _swap_class(module)
+    add_in_proj_quantizers(module, weight_bits)
     return module
 
 

@@ -1,25 +1,59 @@
-"""``nn.MultiheadAttention`` with fake-quantized attention matmuls.
+"""``nn.MultiheadAttention`` with fake-quantized GEMMs and attention matmuls.
 
-``nn.MultiheadAttention.forward`` hands all its work to one functional call,
-so the quantized subclass computes the same attention explicitly (the
-``need_weights`` path of ``F.multi_head_attention_forward``), with the
-quantizers of :mod:`.attention` on ``q``, ``k``, the softmax output and
-``v``. Options that mmcv/mmdet/mmseg never use (``bias_k``/``bias_v``,
-``add_zero_attn``, ``is_causal``) are refused when the module is quantized.
+``nn.MultiheadAttention.forward`` hands all its work to one functional call
+that reads ``in_proj_weight`` and ``out_proj.weight`` directly, so neither a
+swapped ``out_proj`` nor a :class:`torch.overrides.TorchFunctionMode` sees
+its products. The quantized subclass computes the same attention explicitly
+(the ``need_weights`` path of ``F.multi_head_attention_forward``) and
+quantizes, each where the policy asked for it:
+
+- the three input projections (:func:`quantize_mha_gemms`): a per-tensor
+  input quantizer each (``in_proj_quantizers.{q,k,v}``, since query, key and
+  value are different tensors in cross-attention) and per-output-channel
+  weight ranges (``in_proj_weight_amax``, one row per row of
+  ``in_proj_weight``), the policy of every other GEMM;
+- the output projection, called as a module so that a fake-quantized
+  ``out_proj`` (a :class:`~.quant_layers.QuantLinear`) runs;
+- the two attention products (:func:`~.attention.quantize_attention`),
+  ``matmul_quantizers.{q,k,p,v}``.
+
+While every quantizer is off the stock forward runs. Options that
+mmcv/mmdet/mmseg never use (``bias_k``/``bias_v``, ``add_zero_attn``,
+``is_causal``, ``kdim``/``vdim`` != ``embed_dim`` for the GEMMs) are refused
+when the module is quantized.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fake_quant import fake_quantize, per_channel_amax
+from .tensor_quantizer import TensorQuantizer, all_off
+
+IN_PROJ = ('q', 'k', 'v')
+
 
 def check_mha_supported(module: nn.MultiheadAttention) -> None:
     """Raise ``TypeError`` for the options the explicit forward lacks."""
     if module.bias_k is not None or module.add_zero_attn:
-        raise TypeError('cannot quantize the matmuls of an '
-                        'nn.MultiheadAttention with add_bias_kv or '
-                        'add_zero_attn; exclude it from quant_attention')
+        raise TypeError('cannot quantize an nn.MultiheadAttention with '
+                        'add_bias_kv or add_zero_attn; exclude it '
+                        '(QATHook exclude / quant_attention exclude)')
+
+
+def mha_gemm_reason(module: nn.MultiheadAttention) -> str:
+    """Why the input projections of ``module`` cannot be fake-quantized
+    ('' if they can)."""
+    if type(module) is not nn.MultiheadAttention and \
+            not isinstance(module, QuantMHAMixin):
+        return (f'{type(module).__name__} overrides nn.MultiheadAttention '
+                '(its own forward)')
+    if module.bias_k is not None or module.add_zero_attn:
+        return 'nn.MultiheadAttention with add_bias_kv or add_zero_attn'
+    if not module._qkv_same_embed_dim:
+        return 'nn.MultiheadAttention with kdim/vdim != embed_dim'
+    return ''
 
 
 def _additive(mask: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
@@ -28,19 +62,55 @@ def _additive(mask: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
     return torch.zeros_like(mask, dtype=dtype).masked_fill(mask, float('-inf'))
 
 
-class QuantMHAMixin:
-    """Explicit multi-head attention whose two products are quantized."""
+def _identity(x: Tensor) -> Tensor:
+    return x
 
-    def _in_projections(self, query: Tensor, key: Tensor, value: Tensor):
+
+class QuantMHAMixin:
+    """Explicit multi-head attention whose GEMMs and products can be
+    fake-quantized (see the module docstring)."""
+
+    @property
+    def weight_amax(self) -> Tensor:
+        """The per-output-channel range of ``in_proj_weight`` (the name
+        every fake-quantized GEMM gives its weight range)."""
+        return self.in_proj_weight_amax
+
+    @torch.no_grad()
+    def update_weight_amax(self) -> None:
+        """Set the per-channel range of ``in_proj_weight`` from the
+        current weights."""
+        self.in_proj_weight_amax.copy_(per_channel_amax(self.in_proj_weight))
+
+    def _all_off(self) -> bool:
+        """Whether no quantizer of this module (or its ``out_proj``) is
+        calibrating or quantizing."""
+        if getattr(self.out_proj, 'quant_state', 'off') != 'off':
+            return False
+        return all(all_off(self._modules[key].values())
+                   for key in ('in_proj_quantizers', 'matmul_quantizers')
+                   if key in self._modules)
+
+    def _in_projections(self, query: Tensor, key: Tensor,
+                        value: Tensor) -> List[Tensor]:
         if self._qkv_same_embed_dim:
-            weights = self.in_proj_weight.chunk(3)
+            weights = list(self.in_proj_weight.chunk(3))
         else:
-            weights = (self.q_proj_weight, self.k_proj_weight,
-                       self.v_proj_weight)
+            weights = [self.q_proj_weight, self.k_proj_weight,
+                       self.v_proj_weight]
         biases = (self.in_proj_bias.chunk(3) if self.in_proj_bias is not None
                   else (None, None, None))
-        return [F.linear(x, w, b) for x, w, b in
-                zip((query, key, value), weights, biases)]
+        inputs = [query, key, value]
+        quantizers = self._modules.get('in_proj_quantizers')
+        if quantizers is not None:
+            ranges = self.in_proj_weight_amax.chunk(3)
+            for i, name in enumerate(IN_PROJ):
+                quantizer = quantizers[name]
+                inputs[i] = quantizer(inputs[i])
+                if quantizer.quant_state == 'quant':
+                    weights[i] = fake_quantize(weights[i], ranges[i],
+                                               self.weight_bits)
+        return [F.linear(x, w, b) for x, w, b in zip(inputs, weights, biases)]
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 key_padding_mask: Optional[Tensor] = None,
@@ -49,9 +119,7 @@ class QuantMHAMixin:
                 average_attn_weights: bool = True,
                 is_causal: bool = False
                 ) -> Tuple[Tensor, Optional[Tensor]]:
-        from .attention import all_off
-        quantizers = self.matmul_quantizers
-        if all_off(quantizers):
+        if self._all_off():
             return super().forward(query, key, value, key_padding_mask,
                                    need_weights, attn_mask,
                                    average_attn_weights, is_causal)
@@ -78,17 +146,19 @@ class QuantMHAMixin:
             padding = padding.view(batch, 1, 1, source).expand(
                 -1, heads, -1, -1).reshape(batch * heads, 1, source)
             mask = padding if mask is None else mask + padding
-        q = quantizers['q'](q * (q.shape[-1]**-0.5))
-        scores = q @ quantizers['k'](k).transpose(-2, -1)
+        mm = self._modules.get('matmul_quantizers')
+        quant = (lambda op: mm[op]) if mm is not None else \
+            (lambda op: _identity)
+        q = quant('q')(q * (q.shape[-1]**-0.5))
+        scores = q @ quant('k')(k).transpose(-2, -1)
         if mask is not None:
             scores = scores + mask
         probs = scores.softmax(dim=-1)
         if self.training and self.dropout > 0.0:
             probs = F.dropout(probs, p=self.dropout)
-        out = quantizers['p'](probs) @ quantizers['v'](v)
+        out = quant('p')(probs) @ quant('v')(v)
         out = out.transpose(0, 1).reshape(length * batch, embed)
-        out = F.linear(out, self.out_proj.weight, self.out_proj.bias)
-        out = out.view(length, batch, embed)
+        out = self.out_proj(out).view(length, batch, embed)
         weights = None
         if need_weights:
             weights = probs.view(batch, heads, length, source)
@@ -101,3 +171,28 @@ class QuantMHAMixin:
         elif self.batch_first:
             out = out.transpose(0, 1)
         return out, weights
+
+
+def add_in_proj_quantizers(module: nn.MultiheadAttention,
+                           weight_bits: int) -> None:
+    """Give a :class:`QuantMHAMixin` module its input-projection
+    quantizers and weight ranges (no-op if it has them)."""
+    if 'in_proj_quantizers' in module._modules:
+        return
+    reason = mha_gemm_reason(module)
+    if reason:
+        raise TypeError(f'cannot quantize the input projections of {reason}')
+    device = module.in_proj_weight.device
+    module.in_proj_quantizers = nn.ModuleDict(
+        {name: TensorQuantizer().to(device) for name in IN_PROJ})
+    module.register_buffer(
+        'in_proj_weight_amax',
+        torch.zeros(module.in_proj_weight.shape[0], 1, device=device))
+    module.weight_bits = weight_bits
+
+
+def has_quant_gemms(module: nn.Module) -> bool:
+    """Whether ``module`` is an ``nn.MultiheadAttention`` whose input
+    projections are fake-quantized."""
+    return isinstance(module, QuantMHAMixin) and \
+        'in_proj_quantizers' in module._modules

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .calibrators import CALIBRATORS, amax_from_samples
+from .attention_mha import has_quant_gemms
 from .quant_layers import quant_layers
 from .tensor_quantizer import TensorQuantizer
 
@@ -18,6 +19,17 @@ def range_holders(model: nn.Module) -> Dict[str, nn.Module]:
     holders.update({n: m for n, m in model.named_modules()
                     if isinstance(m, TensorQuantizer)})
     return holders
+
+
+def quant_gemms(model: nn.Module) -> Dict[str, nn.Module]:
+    """``{name: module}`` of everything with quantized weights: the
+    fake-quantized layers and the ``nn.MultiheadAttention`` modules whose
+    input projections are quantized (both expose ``weight_amax`` and
+    ``update_weight_amax()``)."""
+    gemms: Dict[str, nn.Module] = dict(quant_layers(model))
+    gemms.update({n: m for n, m in model.named_modules()
+                  if has_quant_gemms(m)})
+    return gemms
 
 
 def _amax(holder: nn.Module) -> torch.Tensor:
@@ -89,7 +101,7 @@ def calibrate(model: nn.Module,
                          'check the data pipeline')
     for name, value in zip(names, amax):
         _amax(holders[name]).copy_(value)
-    layers = quant_layers(model)
+    layers = quant_gemms(model)
     names = list(layers)
     for layer in layers.values():
         layer.update_weight_amax()

@@ -5,6 +5,7 @@ from typing import List
 
 from torch import nn
 
+from .attention_mha import has_quant_gemms
 from .calibrate import range_holders
 from .tensor_quantizer import TensorQuantizer
 
@@ -12,6 +13,8 @@ from .tensor_quantizer import TensorQuantizer
 def _range_names(holder: nn.Module) -> tuple:
     if isinstance(holder, TensorQuantizer):
         return ('amax', )
+    if has_quant_gemms(holder):  # its inputs are TensorQuantizers
+        return ('in_proj_weight_amax', )
     return ('input_amax', 'weight_amax')
 
 
@@ -29,7 +32,9 @@ def make_scales_learnable(model: nn.Module) -> List[nn.Parameter]:
         list[nn.Parameter]: The range parameters, in module order.
     """
     params = []
-    for holder in range_holders(model).values():
+    holders = list(range_holders(model).values()) + [
+        m for m in model.modules() if has_quant_gemms(m)]
+    for holder in holders:
         for name in _range_names(holder):
             value = getattr(holder, name)
             if not isinstance(value, nn.Parameter):

@@ -1,7 +1,8 @@
 """Where Q/DQ goes: the placement policy for transformer models.
 
 Following TensorRT's explicit-quantization rules, the inputs and weights of
-every plain ``nn.Linear``/``nn.Conv2d`` are quantized (int8 GEMM/conv);
+every plain ``nn.Linear``/``nn.Conv2d`` and of the input and output
+projections of ``nn.MultiheadAttention`` are quantized (int8 GEMM/conv);
 LayerNorm, Softmax and GELU stay in high precision (they are not wrapped);
 residual adds are left to TensorRT's fusion of the Q/DQ around the GEMMs.
 Optionally (:func:`select_attention`) the two attention matmuls get Q/DQ on
@@ -9,8 +10,7 @@ both operands: ``q`` and ``k`` before ``q·kᵀ``, the softmax output and ``v``
 before ``attn·v`` (see :mod:`.attention`).
 Subclasses are quantized when their forward is the base one (mmcv's
 ``Linear``/``Conv2d`` wrappers, used by mmcv's ``FFN`` and many heads);
-others are listed with the reason they stay in float (e.g. the output
-projection of ``nn.MultiheadAttention``, whose forward is bypassed). The
+others are listed with the reason they stay in float. The
 3-channel patch-embedding convolution is kept in high precision by
 default (``quant_patch_embed=False``): it holds few weights, sees raw pixels
 and TensorRT gains nothing from an int8 conv with C=3. Users refine the
@@ -23,7 +23,8 @@ from torch import nn
 from gpusq_mm.utils.names import select_by_name
 
 from .attention import (SUPPORTED_ATTENTION, is_supported_attention,
-                        quantize_attention)
+                        quantize_attention, quantize_mha_gemms)
+from .attention_mha import mha_gemm_reason
 from .quant_layers import quantize_module, unsupported_reason
 
 PATCH_EMBED_PATTERN = r'patch_embed'
@@ -33,7 +34,9 @@ def select_quant_layers(model: nn.Module,
                         include: Optional[Sequence[str]] = None,
                         exclude: Optional[Sequence[str]] = None,
                         quant_patch_embed: bool = False) -> Dict[str, str]:
-    """Decide which Linear/Conv2d layers are fake-quantized.
+    """Decide which Linear/Conv2d layers (and ``nn.MultiheadAttention``
+    input projections, under the attention module's name) are
+    fake-quantized.
 
     Args:
         model (nn.Module): The model to quantize.
@@ -51,11 +54,34 @@ def select_quant_layers(model: nn.Module,
     if not quant_patch_embed:
         exclude.append(PATCH_EMBED_PATTERN)
     layers = {n: m for n, m in model.named_modules()
-              if isinstance(m, (nn.Linear, nn.Conv2d))}
+              if isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention))}
     decisions = select_by_name(layers, include, exclude,
-                               what='Linear or Conv2d layer')
-    return {n: reason or unsupported_reason(layers[n])
-            for n, reason in decisions.items()}
+                               what='Linear, Conv2d or MultiheadAttention')
+    decisions = {n: reason or _unsupported(layers[n])
+                 for n, reason in decisions.items()}
+    return _tie_out_proj(decisions, layers)
+
+
+def _unsupported(module: nn.Module) -> str:
+    if isinstance(module, nn.MultiheadAttention):
+        return mha_gemm_reason(module)
+    return unsupported_reason(module)
+
+
+def _tie_out_proj(decisions: Dict[str, str],
+                  layers: Dict[str, nn.Module]) -> Dict[str, str]:
+    """An ``nn.MultiheadAttention``'s ``out_proj`` runs as a module only
+    when the attention's explicit forward replaces the stock one, i.e.
+    when its input projections are quantized too; otherwise its forward is
+    bypassed and it stays float (never a quantizer that sees no data)."""
+    for name, module in layers.items():
+        out = f'{name}.out_proj'
+        if isinstance(module, nn.MultiheadAttention) and decisions[name] \
+                and not decisions.get(out, 'x'):
+            decisions[out] = ('output projection of an nn.MultiheadAttention '
+                              'whose input projections stay float (forward '
+                              f'bypassed: {decisions[name]})')
+    return decisions
 
 
 def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
@@ -74,8 +100,15 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
         raise ValueError(f'weight_bits must be 8 (W8A8) or 4 (W4A8), got '
                          f'{weight_bits}')
     modules = dict(model.named_modules())
-    return {name: quantize_module(modules[name], weight_bits)
-            for name, reason in decisions.items() if not reason}
+    done = {}
+    for name, reason in decisions.items():
+        if reason:
+            continue
+        module = modules[name]
+        done[name] = quantize_mha_gemms(module, weight_bits) \
+            if isinstance(module, nn.MultiheadAttention) else \
+            quantize_module(module, weight_bits)
+    return done
 
 
 def select_attention(model: nn.Module,

@@ -67,11 +67,14 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 _SWAP = {nn.Linear: QuantLinear, nn.Conv2d: QuantConv2d}
 
 # Subclasses whose forward is the base class's forward on torch >= 1.5
-# (mmcv's empty-tensor wrappers), by qualified name so that this module does
+# (mmcv's empty-tensor wrappers; the output projection of
+# nn.MultiheadAttention, which runs as a module once its attention is
+# quantized, see .attention_mha), by qualified name so that this module does
 # not import mmcv.
 FORWARD_EQUIVALENT = {
     'mmcv.cnn.bricks.wrappers.Linear': nn.Linear,
     'mmcv.cnn.bricks.wrappers.Conv2d': nn.Conv2d,
+    'torch.nn.modules.linear.NonDynamicallyQuantizableLinear': nn.Linear,
 }
 _dynamic_classes: Dict[type, type] = {}
 
@@ -84,9 +87,6 @@ def unsupported_reason(module: nn.Module) -> str:
         return ''
     if f'{cls.__module__}.{cls.__qualname__}' in FORWARD_EQUIVALENT:
         return ''
-    if cls.__name__ == 'NonDynamicallyQuantizableLinear':
-        return ('output projection of nn.MultiheadAttention (its forward '
-                'is bypassed)')
     return f'{cls.__name__} has its own forward'
 
 

@@ -1,5 +1,7 @@
 """A standalone per-tensor fake quantizer for activations that are not the
 input of a Linear/Conv (the operands of the attention matmuls)."""
+from typing import Iterable
+
 import torch
 from torch import Tensor, nn
 
@@ -35,3 +37,10 @@ class TensorQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f'num_bits={self.num_bits}, state={self.quant_state}'
+
+
+def all_off(quantizers: Iterable[nn.Module]) -> bool:
+    """Whether every quantizer is off (modules without a state, such as
+    the deploy step's Q/DQ replacements, count as on)."""
+    return all(getattr(q, 'quant_state', 'quant') == 'off'
+               for q in quantizers)

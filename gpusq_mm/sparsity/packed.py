@@ -1,18 +1,22 @@
-"""A packed on-disk format for INT8 2:4 weights (the sparse-tensor-core
-layout): per group of 4 input channels, the 2 kept int8 values plus two
-2-bit positions (one 4-bit nibble per group), and one float32 scale per
-output channel. That is 5 bits per weight plus the scales: 6.4x smaller
-than FP32 before the scales.
+"""A packed on-disk format for INT8 and INT4 2:4 weights (the
+sparse-tensor-core layout): per group of 4 input channels, the 2 kept values
+plus two 2-bit positions (one 4-bit nibble per group), and one float32
+scale per output channel. INT8: 5 bits per weight plus the scales, 6.4x
+smaller than FP32 before the scales. INT4 (W4A8, values in [-7, 7]): the
+two kept values share one byte, 3 bits per weight, 10.67x before the
+scales.
 
 File layout (little endian)::
 
     b'GSQ24\\x00' | uint32 header length | JSON header | blobs
 
 The header lists, per tensor, its name, shape and the byte offset/length of
-its ``values`` (int8, ``(N, C/2)``), ``meta`` (uint8, ``(N, C/8)``, even
+its ``values`` (int8, ``(N, C/2)``; for ``bits: 4`` two's-complement
+nibbles, ``(N, C/4)`` bytes, even value in the low nibble), ``meta`` (uint8, ``(N, C/8)``, even
 group in the low nibble, nibble = ``i0 | i1 << 2`` with ``i0 < i1``) and
 ``scales`` (float32, ``(K,)``) blobs, where ``(N, C)`` is the weight's 2:4
-row view (:func:`~.pattern.to_groups_view`).
+row view (:func:`~.pattern.to_groups_view`), and its ``bits`` (8 when
+absent: files written before 4-bit packing).
 """
 import json
 import struct
@@ -28,25 +32,55 @@ MAGIC = b'GSQ24\x00'
 QMAX = 127
 
 
-def quantize_weight(weight: Tensor, amax: Optional[Tensor] = None
-                    ) -> Tuple[Tensor, Tensor]:
-    """Symmetric per-output-channel int8, as the fake quantizer rounds.
+def quantize_weight(weight: Tensor, amax: Optional[Tensor] = None,
+                    bits: int = 8) -> Tuple[Tensor, Tensor]:
+    """Symmetric per-output-channel quantization, as the fake quantizer
+    rounds.
 
     Args:
         weight (Tensor): Linear/Conv weight, ``(K, ...)``.
         amax (Tensor, optional): Per-channel range broadcastable to
             ``weight``; defaults to max ``|w|`` of each output channel.
+        bits (int): 8 (values in [-127, 127]) or 4 ([-7, 7]). Defaults
+            to 8.
 
     Returns:
         tuple: int8 tensor of ``weight.shape`` and float32 scales ``(K,)``.
     """
+    qmax = _qmax(bits)
     w = weight.detach().float()
     if amax is None:
         amax = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True)
     amax = amax.float().reshape(-1, *([1] * (w.dim() - 1)))
-    scale = (amax / QMAX).clamp_min(torch.finfo(torch.float32).tiny)
-    q = torch.clamp(torch.round(w / scale), -QMAX, QMAX).to(torch.int8)
+    scale = (amax / qmax).clamp_min(torch.finfo(torch.float32).tiny)
+    q = torch.clamp(torch.round(w / scale), -qmax, qmax).to(torch.int8)
     return q, scale.reshape(-1)
+
+
+def _qmax(bits: int) -> int:
+    if bits not in (4, 8):
+        raise ValueError(f'packed weights are 8 or 4 bits, got {bits!r}')
+    return 2**(bits - 1) - 1
+
+
+def pack_nibbles(values: np.ndarray) -> np.ndarray:
+    """Two int4 values (in [-8, 7]) per byte, even index in the low
+    nibble: ``(N, M)`` int8 -> ``(N, M/2)`` uint8."""
+    if values.shape[-1] % 2:
+        raise ValueError('4-bit packing needs an even number of values')
+    if values.size and (values.min() < -8 or values.max() > 7):
+        raise ValueError('values do not fit in 4 bits ([-8, 7]); quantize '
+                         'with bits=4')
+    nib = values.astype(np.uint8) & 0xF
+    return (nib[..., 0::2] | (nib[..., 1::2] << 4)).astype(np.uint8)
+
+
+def unpack_nibbles(packed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_nibbles` (sign-extended int8)."""
+    low = (packed & 0xF).astype(np.int8)
+    high = (packed >> 4).astype(np.int8)
+    out = np.stack([low, high], -1).reshape(*packed.shape[:-1], -1)
+    return ((out ^ 8) - 8).astype(np.int8)
 
 
 def dequantize(q: Tensor, scales: Tensor) -> Tensor:
@@ -93,13 +127,29 @@ def unpack_rows(values: np.ndarray, meta: np.ndarray) -> Tensor:
     return dense.reshape(n, -1)
 
 
-def save_packed(path: str, tensors: Dict[str, Tuple[Tensor, Tensor]]
-                ) -> int:
-    """Write ``{name: (int8 2:4 weight, float32 scales)}``; return bytes."""
+def save_packed(path: str, tensors: Dict[str, Tuple[Tensor, Tensor]],
+                bits: int = 8) -> int:
+    """Write ``{name: (int8 2:4 weight, float32 scales)}``; return bytes.
+
+    Args:
+        path (str): Output file.
+        tensors (dict): Quantized weights (:func:`quantize_weight` with the
+            same ``bits``) and their scales.
+        bits (int): 8, or 4 to store two values per byte. Defaults to 8.
+
+    Raises:
+        ValueError: A weight is not 2:4 or does not fit in ``bits``.
+    """
+    qmax = _qmax(bits)
     header, blobs, offset = [], [], 0
     for name, (q, scales) in tensors.items():
+        if q.numel() and int(q.abs().max()) > qmax:
+            raise ValueError(f'{name}: values exceed the {bits}-bit range '
+                             f'[-{qmax}, {qmax}]; quantize with bits={bits}')
         values, meta = pack_rows(to_groups_view(q))
-        entry = dict(name=name, shape=list(q.shape))
+        if bits == 4:
+            values = pack_nibbles(values)
+        entry = dict(name=name, shape=list(q.shape), bits=bits)
         for key, arr in (('values', values), ('meta', meta),
                          ('scales', scales.float().numpy())):
             raw = np.ascontiguousarray(arr).tobytes()
@@ -133,8 +183,10 @@ def load_packed(path: str) -> Dict[str, Tuple[Tensor, Tensor]]:
 
     out = {}
     for e in header:
-        rows = unpack_rows(blob(e['values'], np.int8), blob(e['meta'],
-                                                            np.uint8))
+        values = blob(e['values'], np.int8)
+        if e.get('bits', 8) == 4:
+            values = unpack_nibbles(blob(e['values'], np.uint8))
+        rows = unpack_rows(values, blob(e['meta'], np.uint8))
         q = from_groups_view(rows, tuple(e['shape']))
         out[e['name']] = (q, torch.from_numpy(blob(e['scales'],
                                                    np.float32).copy()))

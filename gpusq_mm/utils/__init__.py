@@ -2,7 +2,8 @@
 meta helpers."""
 from .atomic_io import (AtomicLocalBackend, atomic_write_bytes,
                         find_latest_checkpoint, register_atomic_backend)
-from .checkpoint import (CheckpointLoadError, load_checkpoint_file,
+from .checkpoint import (CheckpointLoadError, CheckpointUnreachableError,
+                         load_checkpoint_file,
                          register_mmengine_loaders, register_safe_globals,
                          safe_globals)
 from .meta import update_gpusq_meta, versions
@@ -11,7 +12,8 @@ from .model import get_student, student_prefix, unwrap_model
 __all__ = [
     'AtomicLocalBackend', 'atomic_write_bytes', 'find_latest_checkpoint',
     'register_atomic_backend',
-    'CheckpointLoadError', 'load_checkpoint_file',
+    'CheckpointLoadError', 'CheckpointUnreachableError',
+    'load_checkpoint_file',
     'register_mmengine_loaders', 'register_safe_globals', 'safe_globals',
     'update_gpusq_meta', 'versions', 'get_student', 'student_prefix',
     'unwrap_model'

@@ -33,6 +33,10 @@ class CheckpointLoadError(RuntimeError):
     """A checkpoint could not be loaded safely; the message names the fix."""
 
 
+class CheckpointUnreachableError(OSError):
+    """A checkpoint URL cannot be downloaded (no network, proxy, 404)."""
+
+
 def _numpy_safe_globals() -> List[Any]:
     """Numpy types that appear in MMEngine checkpoints (log buffers,
     scalars kept in ``message_hub``)."""
@@ -209,7 +213,15 @@ def _load_from_http(filename: str, map_location: Any = None,
     os.makedirs(model_dir, exist_ok=True)
     cached = osp.join(model_dir, osp.basename(filename.split('?')[0]))
     if not osp.isfile(cached):
-        download_url_to_file(filename, cached, progress=progress)
+        try:
+            download_url_to_file(filename, cached, progress=progress)
+        except OSError as err:  # URLError, HTTPError, socket errors
+            raise CheckpointUnreachableError(
+                f'cannot download checkpoint {filename!r} '
+                f'({_first_line(err)}). Without internet access, download it '
+                'on another machine and pass the local file instead: '
+                '--cfg-options model.teacher_ckpt=PATH (distiller teacher) '
+                'or load_from=PATH') from err
     return _as_checkpoint(
         load_checkpoint_file(cached, map_location=map_location), filename)
 

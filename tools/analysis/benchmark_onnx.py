@@ -96,9 +96,9 @@ def build_models(args, x: torch.Tensor):
         calib = [torch.randn_like(x) for _ in range(args.calib_batches)]
         sparse, masks = quick_gpusq(model, calib)
     deploy, info = build_deploy_model(model, sparse, masks)
-    from gpusq_mm.quantization import quant_layers
-    for layer in quant_layers(model).values():
-        layer.quant_state = 'off'  # the FP32 reference: same weights
+    from gpusq_mm.quantization import range_holders
+    for holder in range_holders(model).values():
+        holder.quant_state = 'off'  # the FP32 reference: same weights
     return model, deploy, info
 
 

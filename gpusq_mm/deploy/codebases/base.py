@@ -43,6 +43,38 @@ def read_image_checked(path: str) -> np.ndarray:
     return img
 
 
+def _loader_pipeline(cfg: Config, key: str):
+    """The pipeline of ``cfg[key].dataset`` (through dataset wrappers such
+    as ``RepeatDataset``), or None."""
+    dataset = (cfg.get(key) or {}).get('dataset')
+    while isinstance(dataset, dict):
+        if dataset.get('pipeline'):
+            return dataset['pipeline']
+        dataset = dataset.get('dataset')
+    return None
+
+
+def resolve_test_pipeline(cfg: Config) -> Tuple[List[dict], str]:
+    """The model config's test-time pipeline and where it came from.
+
+    Looks at ``test_pipeline``, then ``test_dataloader``'s dataset, then
+    ``val_dataloader``'s (a training-only config often has no test loader).
+
+    Raises:
+        ValueError: None of them exists; the message says what to add.
+    """
+    for source in ('test_pipeline', 'test_dataloader', 'val_dataloader'):
+        pipeline = cfg.get(source) if source == 'test_pipeline' else \
+            _loader_pipeline(cfg, source)
+        if pipeline:
+            return list(pipeline), source
+    raise ValueError(
+        'the model config has no test pipeline (no test_pipeline, and no '
+        'test_dataloader or val_dataloader with a dataset pipeline); pass '
+        '--test-pipeline FILE (a config file defining test_pipeline = '
+        '[...]) or add a test_dataloader to the model config')
+
+
 def task_model_dict(cfg: Config) -> dict:
     """The task model's config dict: the student of a ``MixedKDDistiller``
     config; the top-level (or distiller's) ``data_preprocessor`` is set as
@@ -78,10 +110,14 @@ class BaseExporter:
 
     # --------------------------------------------------------- inputs
     def _test_pipeline(self) -> List[dict]:
-        cfg = self.model_cfg
-        pipeline = cfg.get('test_pipeline') or \
-            cfg.test_dataloader.dataset.pipeline
-        return [t for t in pipeline if t['type'] != 'LoadAnnotations']
+        pipeline, source = resolve_test_pipeline(self.model_cfg)
+        if source == 'val_dataloader' and not getattr(self, '_said', False):
+            import logging
+            logging.getLogger('gpusq_mm.deploy').info(
+                'the model config has no test pipeline; using '
+                'val_dataloader\'s')
+            self._said = True
+        return [t for t in pipeline if 'Annotations' not in t['type']]
 
     def load_image(self, path: str) -> Tuple[Tensor, Dict]:
         """Load ``path`` through the test pipeline and the model's data

@@ -137,13 +137,11 @@ class MMDetExporter:
         """
         from mmcv.transforms import Compose
         from mmdet.registry import TRANSFORMS
-        from mmdet.utils import get_test_pipeline_cfg
         from mmengine.dataset import pseudo_collate
         from mmengine.registry import DefaultScope
         if not osp.isfile(path):
             raise FileNotFoundError(f'image {path!r} does not exist')
-        steps = [t for t in get_test_pipeline_cfg(self.model_cfg)
-                 if 'Annotations' not in t['type']]
+        steps = self._test_pipeline()
         # registries build in the default scope: make it mmdet's whatever
         # the process set before (a seg or cls model built earlier)
         with DefaultScope.overwrite_default_scope('mmdet'):

@@ -12,7 +12,7 @@ from gpusq_mm.engine.scale_params import add_scale_group, sync_scale_grads
 from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    insert_attention_quantizers,
                                    insert_quantizers, make_scales_learnable,
-                                   quant_attention_layers, quant_layers,
+                                   quant_attention_layers, quant_gemms,
                                    select_attention, select_quant_layers)
 from gpusq_mm.registry import register_hook
 from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
@@ -145,7 +145,7 @@ class QATHook(Hook):
         if not self.started:
             return
         student = get_student(runner.model)
-        layers = sorted(quant_layers(student))
+        layers = sorted(quant_gemms(student))
         attention = sorted(quant_attention_layers(student))
         checkpoint[QAT_KEY] = dict(layers=layers, attention=attention,
                                     weight_bits=self.weight_bits,
@@ -236,9 +236,7 @@ class QATHook(Hook):
                  f'calibration on {self.calib_batches} batches) at iter '
                  f'{runner.iter}']
         for name, reason in decisions.items():
-            status = f'input amax={amax[name]:.4g}' if not reason else \
-                f'float: {reason}'
-            lines.append(f'  {name:<60} {status}')
+            lines.append(f'  {name:<60} {_status(name, reason, amax)}')
         for name, reason in attention.items():
             if reason:
                 lines.append(f'  {name:<60} matmuls float: {reason}')
@@ -248,6 +246,18 @@ class QATHook(Hook):
                 for op in ('q', 'k', 'p', 'v'))
             lines.append(f'  {name:<60} matmul amax {ranges}')
         print_log('\n'.join(lines), logger='current')
+
+
+def _status(name: str, reason: str, amax: Dict[str, float]) -> str:
+    """One layer's line of the QAT summary."""
+    if reason:
+        return f'float: {reason}'
+    if name in amax:
+        return f'input amax={amax[name]:.4g}'
+    # nn.MultiheadAttention: the query/key/value inputs of its projections
+    ranges = ' '.join(f'{op}={amax[f"{name}.in_proj_quantizers.{op}"]:.4g}'
+                      for op in ('q', 'k', 'v'))
+    return f'in_proj input amax {ranges}'
 
 
 def _calibration_batches(loader, num_batches: int) -> Iterator:
