@@ -17,6 +17,7 @@ import sys
 from mmengine.config import Config
 
 import gpusq_mm  # noqa: F401  (registers models, safe checkpoint loader)
+from gpusq_mm.deploy.codebases.base import inference_steps
 from gpusq_mm.deploy.pipeline import DeployPipeline, ParityError
 
 
@@ -56,7 +57,7 @@ def dump_info(pipe: DeployPipeline, args: argparse.Namespace) -> None:
     with open(osp.join(args.work_dir, 'deploy.json'), 'w') as f:
         json.dump(info, f, indent=2, default=str)
     with open(osp.join(args.work_dir, 'pipeline.json'), 'w') as f:
-        json.dump(pipe.exporter._test_pipeline(), f, indent=2, default=str)
+        json.dump(inference_steps(pipe.model_cfg), f, indent=2, default=str)
 
 
 def load_configs(args: argparse.Namespace):

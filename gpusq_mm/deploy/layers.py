@@ -121,6 +121,9 @@ class ExportLinear(_ExportGemm):
     def __init__(self, layer: nn.Linear, bits: Optional[int]) -> None:
         super().__init__()
         self._setup(layer, layer.weight.t().contiguous(), bits)
+        # read by model code (e.g. DINO's pre_decoder: cls_branches[-1])
+        self.in_features = layer.in_features
+        self.out_features = layer.out_features
 
     def forward(self, x: Tensor) -> Tensor:
         y = torch.matmul(self._input(x), self.export_weight())
@@ -144,6 +147,8 @@ class ExportConv2d(_ExportGemm):
             raise TypeError(f'cannot export Conv2d with padding_mode='
                             f'{layer.padding_mode!r}; only zeros padding')
         self._setup(layer, layer.weight, bits)
+        self.in_channels = layer.in_channels
+        self.out_channels = layer.out_channels
         self.conv_args = dict(stride=layer.stride, padding=layer.padding,
                               dilation=layer.dilation, groups=layer.groups)
 

@@ -162,7 +162,8 @@ def gemm_weights(model) -> List[dict]:
     that comes from an initializer or ``Constant`` (through
     ``DequantizeLinear``, ``Transpose``, ``Cast``, ``Reshape``), whether it
     is stored int8 behind a ``DequantizeLinear`` and whether it is pruned
-    (exactly 2:4 along an input-channel axis, at least half zeros).
+    (exactly 2:4 along an input-channel axis, at least half zeros, not all
+    zeros).
 
     Returns:
         list[dict]: ``node``, ``weight`` (initializer), ``int8``,
@@ -192,7 +193,8 @@ def gemm_weights(model) -> List[dict]:
             if array.ndim < 2:
                 continue
             axes = (1, ) if array.ndim == 4 else (0, array.ndim - 1)
-            pruned = float((array == 0).mean()) >= 0.5 and any(
+            zeros = float((array == 0).mean())  # all-zero: not pruned
+            pruned = 0.5 <= zeros < 1.0 and any(
                 _is_24(array, a) for a in axes)
             found.append(dict(node=node.name, weight=tensor,
                               int8=int8 and array.dtype == np.int8,

@@ -1,5 +1,6 @@
 """What every codebase exporter provides (the interface ``tools/deploy.py``
 drives), with the image loading they share."""
+import logging
 import os.path as osp
 from typing import Dict, List, Sequence, Tuple
 
@@ -75,6 +76,16 @@ def resolve_test_pipeline(cfg: Config) -> Tuple[List[dict], str]:
         '[...]) or add a test_dataloader to the model config')
 
 
+def inference_steps(cfg: Config) -> List[dict]:
+    """The test pipeline of :func:`resolve_test_pipeline` without its
+    annotation loaders (deploy reads images only)."""
+    pipeline, source = resolve_test_pipeline(cfg)
+    if source == 'val_dataloader':
+        logging.getLogger('gpusq_mm.deploy').info(
+            "the model config has no test pipeline; using val_dataloader's")
+    return [t for t in pipeline if 'Annotations' not in t['type']]
+
+
 def task_model_dict(cfg: Config) -> dict:
     """The task model's config dict: the student of a ``MixedKDDistiller``
     config; the top-level (or distiller's) ``data_preprocessor`` is set as
@@ -109,16 +120,6 @@ class BaseExporter:
         self.deploy_cfg = deploy_cfg
 
     # --------------------------------------------------------- inputs
-    def _test_pipeline(self) -> List[dict]:
-        pipeline, source = resolve_test_pipeline(self.model_cfg)
-        if source == 'val_dataloader' and not getattr(self, '_said', False):
-            import logging
-            logging.getLogger('gpusq_mm.deploy').info(
-                'the model config has no test pipeline; using '
-                'val_dataloader\'s')
-            self._said = True
-        return [t for t in pipeline if 'Annotations' not in t['type']]
-
     def load_image(self, path: str) -> Tuple[Tensor, Dict]:
         """Load ``path`` through the test pipeline and the model's data
         preprocessor (built from the model config).
@@ -134,7 +135,7 @@ class BaseExporter:
         from mmengine.registry import MODELS, DefaultScope
         read_image_checked(path)
         with DefaultScope.overwrite_default_scope(self.scope):
-            data = Compose(self._test_pipeline())(dict(img_path=path))
+            data = Compose(inference_steps(self.model_cfg))(dict(img_path=path))
             preprocessor = dict(task_model_dict(self.model_cfg).get(
                 'data_preprocessor') or {})
             preprocessor.setdefault('type', self.preprocessor_type)

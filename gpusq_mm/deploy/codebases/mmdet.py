@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from gpusq_mm.utils.model import get_student
 
+from .base import inference_steps
 from .mmdet_compare import compare_detections
 from .mmdet_models import DETRExport, SingleStageExport, TwoStageExport
 
@@ -141,7 +142,7 @@ class MMDetExporter:
         from mmengine.registry import DefaultScope
         if not osp.isfile(path):
             raise FileNotFoundError(f'image {path!r} does not exist')
-        steps = self._test_pipeline()
+        steps = inference_steps(self.model_cfg)
         # registries build in the default scope: make it mmdet's whatever
         # the process set before (a seg or cls model built earlier)
         with DefaultScope.overwrite_default_scope('mmdet'):
