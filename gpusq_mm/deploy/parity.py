@@ -77,7 +77,7 @@ def image_variants(img: str, out_dir: str, num: int) -> List[str]:
     import mmcv
     image = mmcv.imread(img)
     variants = []
-    for scale in (1.0, 0.75, 1.25, 0.5):
+    for scale in (1.0, 0.75, 1.25, 0.5, 1.5):
         resized = image if scale == 1.0 else mmcv.imrescale(image, scale)
         variants.append((f'flip_x{scale}', mmcv.imflip(resized)))
         if scale != 1.0:

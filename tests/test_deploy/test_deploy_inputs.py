@@ -115,8 +115,8 @@ def test_inputs_checked_before_heavy_steps(what, deit_gpusq_ckpt, cls_img,
                           Config.fromfile(demo_config('deit_tiny_gpusq.py')),
                           kwargs['checkpoint'], kwargs['img'], work_dir,
                           test_img=kwargs['test_img'])
-    with pytest.raises(FileNotFoundError, match='missing.p.. .*does not '
-                       'exist'):
+    with pytest.raises(FileNotFoundError,
+                       match=r"missing\.p..' does not exist"):
         pipe.run()
     assert not hasattr(pipe, 'loaded') and 'gpusq' not in pipe.report
     assert _snapshot(work_dir, deit_gpusq_ckpt) == before

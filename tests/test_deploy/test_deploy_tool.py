@@ -104,8 +104,15 @@ def test_segformer_ort_lowering(segformer_gpusq_ckpt, seg_img, tmp_path):
     low = report['ort_lowering']
     assert low['onnx'] == str(tmp_path / 'end2end.ort.onnx')
     assert osp.isfile(low['onnx']) and report['steps'] == {}
-    assert low['conv_weights_folded'] + low['pointwise_to_matmul'] == \
-        report['qdq_pairs'] and low['pointwise_to_matmul'] == 16
+    # the convolutions, and the MiT attention's nn.MultiheadAttention
+    # projections (q, k, v, out_proj: int8 MatMuls already)
+    attention = [r for r in report['layers']
+                 if '.attn.attn.' in r['layer'] and r['weight_bits']]
+    assert len(attention) == 32
+    assert low['conv_weights_folded'] + low['pointwise_to_matmul'] + \
+        len(attention) == report['qdq_pairs']
+    assert low['pointwise_to_matmul'] == 16
+    assert low['integer_matmuls'] >= 16 + len(attention)
     # near-tie logits of a 4-iteration model: NCHWc float order moves some
     assert low['vs_qdq']['pixel_agreement'] >= 0.95
     assert low['vs_qdq']['max_abs_logit_diff'] < 0.1
@@ -242,7 +249,7 @@ def test_tampered_onnx_fails_the_tool(deit_gpusq_ckpt, cls_img, tmp_path):
     from onnx import numpy_helper
     pipe = _pipeline(CLS_ORT, 'deit_tiny_gpusq.py', deit_gpusq_ckpt,
                      cls_img, tmp_path)
-    for step in pipe.steps()[:3]:
+    for step in pipe.steps()[:4]:  # check_inputs .. export_onnx
         step()
     model = onnx.load(pipe.onnx_path)
     init = next(i for i in model.graph.initializer
@@ -278,8 +285,8 @@ def _one_shot_gpusq_checkpoint(model_cfg: Config, scope: str, img: str,
     model = build_task_model(model_cfg, scope)
     inputs, _ = build_exporter(model_cfg, deploy_cfg).load_image(img)
     sparse, masks = quick_gpusq(model, [inputs])
-    from gpusq_mm.quantization import quant_layers
-    layers = sorted(quant_layers(model))
+    from gpusq_mm.quantization import quant_gemms
+    layers = sorted(quant_gemms(model))
     torch.save(dict(
         state_dict=model.state_dict(),
         meta=dict(gpusq=dict(
