@@ -135,7 +135,7 @@ TRAIN_CASES = {
         ['blocks', 'match no', 'module names']),
     'qat include matches nothing': (
         dict(type='QATHook', include=['mlp.fc9']),
-        ['mlp.fc9', 'match no', 'Linear or Conv2d']),
+        ['mlp.fc9', 'match no', 'Linear, Conv2d or MultiheadAttention']),
 }
 
 

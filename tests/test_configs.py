@@ -232,13 +232,13 @@ def _phases(work_dir: str, names: list) -> list:
 def _check_student(student: torch.nn.Module, gpusq: dict) -> None:
     """Every weight the checkpoint calls sparse is exactly 2:4 (backbone
     included); the checkpoint lists exactly the fake-quantized layers."""
-    from gpusq_mm.quantization import quant_layers
+    from gpusq_mm.quantization import quant_gemms
     from gpusq_mm.sparsity import count_violations
     params = dict(student.named_parameters())
     assert any(n.startswith('backbone.') for n in gpusq['sparsity']['layers'])
     for name in gpusq['sparsity']['layers']:
         assert count_violations(params[name]) == 0, name
-    assert sorted(quant_layers(student)) == gpusq['quant']['layers']
+    assert sorted(quant_gemms(student)) == gpusq['quant']['layers']
 
 
 @pytest.mark.slow

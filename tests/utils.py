@@ -26,6 +26,18 @@ def run_tool(script: str, args: List[str], cwd: str,
     return proc
 
 
+def load_tool(script: str):
+    """Import ``tools/<script>`` as a module (to call its ``main()``
+    in-process, e.g. with monkeypatched steps)."""
+    import importlib.util
+    name = osp.splitext(osp.basename(script))[0] + '_tool'
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(REPO, 'tools', script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def train_demo(config: str, work_dir: str, hooks: list, units: int,
                resume_from: Optional[str] = None, seed: int = 0):
     """Train a ``configs/gpusq/demo`` config in-process with ``hooks``.

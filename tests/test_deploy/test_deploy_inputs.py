@@ -1,7 +1,6 @@
 """Bad deploy inputs: clear errors before any heavy step, and no file in the
 work dir (nor the checkpoint) is touched."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 
@@ -10,20 +9,12 @@ from mmengine.config import Config
 
 from gpusq_mm.deploy.codebases.base import resolve_test_pipeline
 from gpusq_mm.deploy.pipeline import DeployPipeline
-from tests.utils import REPO
+from tests.utils import REPO, load_tool
 
 from .conftest import demo_config
 
 CLS_ORT = osp.join(REPO, 'configs', 'deploy', 'classification',
                    'classification_onnxruntime_int8.py')
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'deploy_tool', osp.join(REPO, 'tools', 'deploy.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _snapshot(*paths) -> dict:
@@ -89,7 +80,7 @@ def test_test_pipeline_option(deit_gpusq_ckpt, cls_img, tmp_path, capsys,
         f'{[t.to_dict() for t in cfg.test_dataloader.dataset.pipeline]!r}\n')
     args = ['deploy.py', CLS_ORT, str(model_cfg), deit_gpusq_ckpt, cls_img,
             '--work-dir', str(tmp_path / 'out')]
-    tool = _tool()
+    tool = load_tool('deploy.py')
     monkeypatch.setattr('sys.argv', args)
     assert tool.main() == 2
     assert '--test-pipeline FILE' in capsys.readouterr().err
@@ -125,5 +116,5 @@ def test_inputs_checked_before_heavy_steps(what, deit_gpusq_ckpt, cls_img,
 def test_missing_config_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr('sys.argv', [
         'deploy.py', str(tmp_path / 'deploy.py'), CLS_ORT, 'x.pth', 'x.png'])
-    assert _tool().main() == 2
+    assert load_tool('deploy.py').main() == 2
     assert 'deploy config' in capsys.readouterr().err

@@ -14,7 +14,6 @@ from onnx import numpy_helper
 
 from gpusq_mm.deploy.exporter import export_onnx, ort_session
 from gpusq_mm.deploy.loader import build_task_model
-from gpusq_mm.deploy.ort_graph import constants
 from gpusq_mm.deploy.ort_lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
                                           lower_for_ort, max_rel_diff)
 from gpusq_mm.deploy.qdq import build_deploy_model
@@ -119,8 +118,10 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
     # activation quantizers kept; the folded Conv weight DQs and the DQs
     # of the int8 GEMMs (now read by MatMulIntegerToFloat) are gone
     assert low_ops['QuantizeLinear'] == ops['QuantizeLinear']
+    # the 16 Mix-FFN pointwise convs and the 32 nn.MultiheadAttention
+    # projections (q, k, v, out_proj of 8 blocks)
     assert low_ops['MatMulIntegerToFloat'] == \
-        len(facts['integer_matmuls']) == 16
+        len(facts['integer_matmuls']) == 16 + 32
     assert low_ops['DequantizeLinear'] == ops['DequantizeLinear'] - len(
         facts['conv_weights_folded']) - 2 * len(facts['integer_matmuls'])
     # a Clip right behind a float conv becomes Max: the decode head's
@@ -131,35 +132,42 @@ def test_conv_weights_are_dq_of_int8(qdq_segformer):
         ops['Clip'] == low_ops['Clip'] + 1
     for clip in (n for n in lowered.graph.node if n.op_type == 'Clip'):
         assert [low_inits[i].dtype for i in clip.input[1:]] == [np.uint8] * 2
-    # float attention projections: 1-D biases (same values), so ONNX
-    # Runtime fuses MatMul + Add into Gemm
-    consts = constants(qdq.graph)
-    flat = [b.input[1] for b in lowered.graph.node if b.op_type == 'Add'
-            and b.input[1].endswith('_flat')]
-    assert len(flat) == facts['matmul_biases_flattened'] == 32
-    for name in flat:
-        old = consts[name[:-len('_flat')]]
-        assert old.shape == (1, 1, old.size) and low_inits[name].ndim == 1
-        assert np.array_equal(old.ravel(), low_inits[name])
+    # the attention projections are int8 GEMMs: their biases sit inside
+    # the integer kernel, no float MatMul + Add is left to flatten
+    assert facts['matmul_biases_flattened'] == 0
+    attention = [n for n in lowered.graph.node
+                 if n.op_type == 'MatMulIntegerToFloat' and '/attn/attn/' in
+                 n.name]
+    assert len(attention) == 32
+    assert all(len(n.input) == 7 and low_inits[n.input[6]].ndim == 1
+               for n in attention)
     assert LOWERED_TAG in lowered.doc_string
     onnx.checker.check_model(lowered, full_check=True)
 
 
 def test_ort_outputs_equal_qdq_graph(qdq_segformer, tmp_path):
-    """Same kernels -> same outputs. ONNX Runtime's NCHWc convolutions
-    (which need constant weights, so they only run on the lowered graph)
-    sum in another order; the float noise can move a value across a
-    rounding boundary of the next quantizer (one int8 step), as it does
-    between ONNX Runtime and PyTorch."""
+    """Same integers, nearly the same float order -> the same outputs, but
+    for a rounding-boundary flip now and then. ONNX Runtime's NCHWc
+    convolutions (which need constant weights, so they only run on the
+    lowered graph) sum in another order; and the attention projections'
+    biases run inside the integer kernel (one fused multiply-add) where
+    the Q/DQ graph adds them after it. Float noise of that size can move a
+    value across a rounding boundary of the next quantizer (one int8 step,
+    which then spreads), as it does between ONNX Runtime and PyTorch:
+    measured, 3 of these 4 inputs exact and the fourth at 0.019."""
     qdq = onnx.load(qdq_segformer)
     lowered, _ = lower_for_ort(qdq)
     gen = np.random.default_rng(0)
+    exact = 0
     for _ in range(4):
         x = gen.standard_normal((1, 3, 32, 32)).astype(np.float32) * 2
         ref = _run(qdq, x)
         same = _run(lowered, x, disabled=('NchwcTransformer', ))
-        assert max_rel_diff(ref, same) <= LOWERED_MAX_REL_DIFF
-        assert _cosine(ref, _run(lowered, x)) >= 0.9999
+        exact += max_rel_diff(ref, same) <= LOWERED_MAX_REL_DIFF
+        assert max_rel_diff(ref, same) <= 0.05
+        assert _cosine(ref, same) >= 0.999  # 0.99989 for the flipped one
+        assert _cosine(ref, _run(lowered, x)) >= 0.999
+    assert exact >= 3
     # ONNX Runtime's WeightBiasQuantization would requantize a float Conv
     # weight per tensor when Conv -> Clip -> QuantizeLinear; the Max keeps
     # the weights as they are. The pointwise MatMuls run on uint8 x int8.
@@ -168,7 +176,7 @@ def test_ort_outputs_equal_qdq_graph(qdq_segformer, tmp_path):
     nodes = onnx.load(optimized).graph.node
     assert not [n for n in nodes
                 if n.name.endswith(('_weight_q', '_bias_int32'))]
-    assert sum(n.op_type == 'MatMulIntegerToFloat' for n in nodes) == 16
+    assert sum(n.op_type == 'MatMulIntegerToFloat' for n in nodes) == 48
 
 
 def test_max_rel_diff():

@@ -3,7 +3,6 @@ for the backend (the Q/DQ file and the ORT-lowered file) is checked against
 PyTorch on the test image plus images of the val set, with per-image
 verdicts and an aggregate rule; a corrupted lowered graph fails the tool."""
 import hashlib
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -15,20 +14,12 @@ from onnx import numpy_helper
 from gpusq_mm.deploy import pipeline as pipeline_mod
 from gpusq_mm.deploy.codebases import build_exporter
 from gpusq_mm.deploy.parity import aggregate, parity_rule
-from tests.utils import REPO
+from tests.utils import REPO, load_tool
 
 from .conftest import demo_config
 
 SEG_ORT = osp.join(REPO, 'configs', 'deploy', 'segmentation',
                    'segmentation_onnxruntime_int8.py')
-
-
-def _deploy_tool():
-    spec = importlib.util.spec_from_file_location(
-        'deploy_tool', osp.join(REPO, 'tools', 'deploy.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _corrupt_head(path: str) -> None:
@@ -65,7 +56,7 @@ def test_corrupted_lowered_graph_fails_the_tool(segformer_gpusq_ckpt,
     monkeypatch.setattr('sys.argv', [
         'deploy.py', SEG_ORT, demo_config('segformer_tiny_gpusq.py'),
         segformer_gpusq_ckpt, seg_img, '--work-dir', str(out)])
-    assert _deploy_tool().main() == 1
+    assert load_tool('deploy.py').main() == 1
     err = capsys.readouterr().err
     assert 'parity failed' in err and 'end2end.ort.onnx' in err
     assert "'end2end.onnx'" not in err  # the Q/DQ file itself passed
