@@ -2,8 +2,10 @@
 placement policy, calibration and fake-quantized layers."""
 from .attention import (SUPPORTED_ATTENTION, quant_attention_layers,
                         quantize_attention)
-from .calibrate import calibrate, enable_quant, range_holders
-from .calibrators import CALIBRATORS, amax_from_samples
+from .calibrate import (calibrate, enable_quant, range_holders,
+                        uncalibrated)
+from .calibrators import CALIBRATORS, amax_from_histogram
+from .histogram import RunningHistogram
 from .fake_quant import fake_quantize, per_channel_amax
 from .learnable import make_scales_learnable
 from .policy import (insert_attention_quantizers, insert_quantizers,
@@ -12,10 +14,11 @@ from .quant_layers import QuantConv2d, QuantLinear, quant_layers
 from .tensor_quantizer import TensorQuantizer
 
 __all__ = [
-    'CALIBRATORS', 'SUPPORTED_ATTENTION', 'amax_from_samples', 'calibrate',
+    'CALIBRATORS', 'SUPPORTED_ATTENTION', 'amax_from_histogram', 'calibrate',
     'enable_quant', 'fake_quantize', 'insert_attention_quantizers',
     'insert_quantizers', 'make_scales_learnable', 'per_channel_amax',
     'quant_attention_layers', 'quant_layers', 'quantize_attention',
     'range_holders', 'select_attention', 'select_quant_layers',
+    'uncalibrated', 'RunningHistogram',
     'QuantConv2d', 'QuantLinear', 'TensorQuantizer'
 ]

@@ -113,6 +113,7 @@ class Sparse24Hook(Hook):
             self._log_table()
         if self.started_at is not None:  # restored by after_load_checkpoint
             self._restore_dense(student)
+            self.sparsifier.attach(student, _optimizers(runner))
             self._enforce(runner)
         elif self.start.due(runner):
             self._begin(runner)
@@ -133,7 +134,7 @@ class Sparse24Hook(Hook):
 
     def after_train(self, runner) -> None:
         if self.started_at is not None:
-            self.sparsifier.detach_srste()
+            self.sparsifier.detach()
             self.sparsifier.harden(self._targets(runner))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -181,15 +182,15 @@ class Sparse24Hook(Hook):
         if self.sparsifier.method == 'permutation':
             # averaged copies (EMAHook) are permuted alike
             gains = self.sparsifier.permute(self._targets(runner),
-                                            self.decisions)
+                                            self.decisions,
+                                            _optimizers(runner))
             print_log(f'Sparse24Hook: permuted {len(gains)} feed-forward '
                       'blocks; kept magnitude +'
                       f'{sum(gains.values()) / max(len(gains), 1):.4f} on '
                       'average', logger='current')
         self.started_at = runner.iter
         self._compute(runner, 0)
-        if self.sparsifier.method == 'srste':
-            self.sparsifier.attach_srste(student)
+        self.sparsifier.attach(student, _optimizers(runner))
         self._enforce(runner)
 
     def _compute(self, runner, step: int) -> None:
@@ -200,6 +201,9 @@ class Sparse24Hook(Hook):
                 as_int = mask.to(torch.uint8)
                 broadcast(as_int, src=0)
                 self.masks[name] = as_int.to(torch.bool)
+        # moments of newly pruned weights would move them again
+        self.sparsifier.reset_state(get_student(runner.model),
+                                    _optimizers(runner))
         kept_mean = sum(kept.values()) / max(len(kept), 1)
         pruned = sum(int((~m).sum()) for m in self.masks.values())
         total = sum(m.numel() for m in self.masks.values())
@@ -223,8 +227,6 @@ class Sparse24Hook(Hook):
                 for name, value in self._dense.items():
                     params[name].copy_(value)
             self._dense = {}
-        if self.sparsifier.method == 'srste':
-            self.sparsifier.attach_srste(student)
 
     @staticmethod
     def _targets(runner) -> List[nn.Module]:
@@ -250,3 +252,15 @@ class Sparse24Hook(Hook):
                          f'{str(d.shape):<22} {status}')
         print_log('\n'.join(lines), logger='current')
 
+
+
+def _optimizers(runner) -> List[torch.optim.Optimizer]:
+    """The torch optimizers of ``runner`` (none before they are built, e.g.
+    when only testing)."""
+    wrapper = getattr(runner, 'optim_wrapper', None)
+    wrappers = getattr(wrapper, 'optim_wrappers', None)
+    wrappers = list(wrappers.values()) if isinstance(wrappers, dict) \
+        else [wrapper]
+    return [w.optimizer for w in wrappers
+            if isinstance(getattr(w, 'optimizer', None),
+                          torch.optim.Optimizer)]
