@@ -11,16 +11,20 @@ Subclasses are quantized when their forward is the base one (mmcv's
 ``Linear``/``Conv2d`` wrappers, used by mmcv's ``FFN`` and many heads);
 others are listed with the reason they stay in float (e.g. the output
 projection of ``nn.MultiheadAttention``, whose forward is bypassed). The
-3-channel patch-embedding convolution is kept in high precision by
-default (``quant_patch_embed=False``): it holds few weights, sees raw pixels
-and TensorRT gains nothing from an int8 conv with C=3. Users refine the
-selection with include/exclude regexes on module names.
+3-channel patch-embedding convolution and the patch embeddings / patch
+merging layers of every family (:mod:`gpusq_mm.utils.scope`) are kept in
+high precision by default (``quant_patch_embed=False``): they hold few
+weights, see raw pixels or downsample, and TensorRT gains nothing from an
+int8 conv with C=3. ``scope`` limits quantization to the backbone (the
+hooks' default) or backbone and neck. Users refine the selection with
+include/exclude regexes on module names.
 """
 from typing import Dict, Optional, Sequence
 
 from torch import nn
 
 from gpusq_mm.utils.names import select_by_name
+from gpusq_mm.utils.scope import scope_reasons
 
 from .attention import (SUPPORTED_ATTENTION, is_supported_attention,
                         quantize_attention)
@@ -32,7 +36,8 @@ PATCH_EMBED_PATTERN = r'patch_embed'
 def select_quant_layers(model: nn.Module,
                         include: Optional[Sequence[str]] = None,
                         exclude: Optional[Sequence[str]] = None,
-                        quant_patch_embed: bool = False) -> Dict[str, str]:
+                        quant_patch_embed: bool = False,
+                        scope: str = 'all') -> Dict[str, str]:
     """Decide which Linear/Conv2d layers are fake-quantized.
 
     Args:
@@ -41,8 +46,11 @@ def select_quant_layers(model: nn.Module,
             are quantized. Defaults to None (all).
         exclude (Sequence[str], optional): Regexes of layers kept in high
             precision. Defaults to None.
-        quant_patch_embed (bool): Quantize the patch embedding too.
-            Defaults to False.
+        quant_patch_embed (bool): Quantize the patch embeddings and patch
+            merging layers too. Defaults to False.
+        scope (str): ``'backbone'``, ``'backbone+neck'`` or ``'all'``
+            (resolved for ``model``, see :mod:`gpusq_mm.utils.scope`).
+            Defaults to 'all'.
 
     Returns:
         dict: ``{name: reason}``; '' means quantized.
@@ -54,7 +62,8 @@ def select_quant_layers(model: nn.Module,
               if isinstance(m, (nn.Linear, nn.Conv2d))}
     decisions = select_by_name(layers, include, exclude,
                                what='Linear or Conv2d layer')
-    return {n: reason or unsupported_reason(layers[n])
+    in_scope = scope_reasons(model, layers, scope, not quant_patch_embed)
+    return {n: reason or in_scope[n] or unsupported_reason(layers[n])
             for n, reason in decisions.items()}
 
 
