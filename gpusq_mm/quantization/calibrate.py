@@ -15,6 +15,10 @@ NEVER_CALLED = ('never called during calibration: its forward is bypassed '
                 '(e.g. a functional call on its weight) or only runs in '
                 'training; left in float')
 ZERO_INPUTS = 'saw only zero inputs during calibration; left in float'
+TRAINING_ONLY = ('training-only module (auxiliary head, not run at '
+                 'inference); left in float')
+# top-level children that only the training loss runs (mmseg)
+TRAINING_ONLY_MODULES = ('auxiliary_head', )
 
 
 def range_holders(model: nn.Module) -> Dict[str, nn.Module]:
@@ -184,7 +188,12 @@ def uncalibrated(model: nn.Module) -> Dict[str, str]:
         if float(_amax(holder).detach()) > 0:
             continue
         calls = getattr(holder, 'calib_calls', 0)
-        out[name] = ZERO_INPUTS if calls else NEVER_CALLED
+        if calls:
+            out[name] = ZERO_INPUTS
+        elif name.split('.', 1)[0] in TRAINING_ONLY_MODULES:
+            out[name] = TRAINING_ONLY
+        else:
+            out[name] = NEVER_CALLED
     return out
 
 

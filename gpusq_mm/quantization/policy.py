@@ -28,6 +28,7 @@ from gpusq_mm.utils.scope import scope_reasons
 
 from .attention import (SUPPORTED_ATTENTION, is_supported_attention,
                         quantize_attention)
+from .functional_linear import adapt_functional_blocks
 from .quant_layers import quantize_module, unsupported_reason
 
 PATCH_EMBED_PATTERN = r'patch_embed'
@@ -76,6 +77,9 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
         decisions (dict): Output of :func:`select_quant_layers`.
         weight_bits (int): 8 (W8A8) or 4 (W4A8). Defaults to 8.
 
+    Blocks that apply a quantized layer's weight with ``F.linear``
+    themselves get an adapter (:mod:`.functional_linear`).
+
     Returns:
         dict: ``{name: layer}`` of the quantized layers.
     """
@@ -83,8 +87,10 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
         raise ValueError(f'weight_bits must be 8 (W8A8) or 4 (W4A8), got '
                          f'{weight_bits}')
     modules = dict(model.named_modules())
-    return {name: quantize_module(modules[name], weight_bits)
-            for name, reason in decisions.items() if not reason}
+    layers = {name: quantize_module(modules[name], weight_bits)
+              for name, reason in decisions.items() if not reason}
+    adapt_functional_blocks(model)
+    return layers
 
 
 def select_attention(model: nn.Module,

@@ -10,7 +10,8 @@ from torch import nn
 from gpusq_mm.quantization import (calibrate, fake_quantize,
                                    insert_quantizers, select_quant_layers,
                                    uncalibrated)
-from gpusq_mm.quantization.calibrate import NEVER_CALLED, merge_histograms
+from gpusq_mm.quantization.calibrate import (NEVER_CALLED, TRAINING_ONLY,
+                                            merge_histograms)
 from gpusq_mm.quantization.calibrators import amax_from_histogram
 from gpusq_mm.quantization.histogram import (RunningHistogram,
                                              range_exponent)
@@ -195,3 +196,12 @@ def test_uncalled_quantizer_is_reported_not_calibrated():
     assert amax['used'] > 0 and amax['unused'] == 0
     assert uncalibrated(model) == {'unused': NEVER_CALLED}
     assert model.unused.quant_state == 'off'
+
+
+def test_training_only_module_is_reported_as_such():
+    model = nn.Module()
+    model.backbone = nn.Linear(16, 8)
+    model.auxiliary_head = nn.Linear(8, 4)
+    insert_quantizers(model, select_quant_layers(model))
+    calibrate(model, lambda m: m.backbone(torch.randn(4, 16)))
+    assert uncalibrated(model) == {'auxiliary_head': TRAINING_ONLY}
