@@ -28,6 +28,7 @@ from .quant_layers import _QuantMixin
 FUNCTIONAL_LINEAR_BLOCKS = [
     'mmpretrain.models.utils.attention.BEiTAttention',
     'mmpretrain.models.utils.attention.WindowMSAV2',
+    'mmpretrain.models.utils.attention.CrossMultiheadAttention',
     'mmseg.models.backbones.beit.BEiTAttention',
 ]
 
