@@ -31,8 +31,6 @@ from .attention import (SUPPORTED_ATTENTION, is_supported_attention,
 from .functional_linear import adapt_functional_blocks
 from .quant_layers import quantize_module, unsupported_reason
 
-PATCH_EMBED_PATTERN = r'patch_embed'
-
 
 def select_quant_layers(model: nn.Module,
                         include: Optional[Sequence[str]] = None,
@@ -56,9 +54,6 @@ def select_quant_layers(model: nn.Module,
     Returns:
         dict: ``{name: reason}``; '' means quantized.
     """
-    exclude = list(exclude or [])
-    if not quant_patch_embed:
-        exclude.append(PATCH_EMBED_PATTERN)
     layers = {n: m for n, m in model.named_modules()
               if isinstance(m, (nn.Linear, nn.Conv2d))}
     decisions = select_by_name(layers, include, exclude,

@@ -9,10 +9,12 @@ child (a bare network) is handled as ``'all'``.
 
 Patch embeddings and Swin-style patch merging (modules whose class is one
 of ``PATCH_CLASSES``, e.g. mmcv's and mmpretrain's ``PatchEmbed`` /
-``PatchMerging``, also MiT's ``layers.N.0`` stage embeddings) stay dense and
-in float by default in every family: they see raw pixels or downsample,
-hold few weights and TensorRT gains little there.
+``PatchMerging``, also MiT's ``layers.N.0`` stage embeddings, and any module
+named ``patch_embed``) stay dense and in float by default in every family:
+they see raw pixels or downsample, hold few weights and TensorRT gains
+little there.
 """
+import re
 from typing import Dict, Iterable, Tuple
 
 from torch import nn
@@ -22,6 +24,7 @@ PATCH_CLASSES = ('PatchEmbed', 'PatchMerging', 'OverlapPatchEmbed',
                  'ConvPatchEmbed', 'PatchEmbedding')
 PATCH_REASON = ('patch embedding / patch merging (dense and float by '
                 'default)')
+PATCH_NAME = re.compile(r'(^|\.)patch_embed(\.|$)')
 _PREFIXES = {'backbone': ('backbone', ), 'backbone+neck': ('backbone', 'neck')}
 
 
@@ -73,7 +76,8 @@ def scope_reasons(model: nn.Module, names: Iterable[str], scope: str,
     for name in names:
         if prefixes and name.split('.', 1)[0] not in prefixes:
             out[name] = f"outside scope '{scope}'"
-        elif any(name == p or name.startswith(f'{p}.') for p in patches):
+        elif keep_patch_layers and (PATCH_NAME.search(name) or any(
+                name == p or name.startswith(f'{p}.') for p in patches)):
             out[name] = PATCH_REASON
         else:
             out[name] = ''

@@ -6,6 +6,7 @@ from torch import nn
 from gpusq_mm.quantization import (QuantLinear, calibrate, fake_quantize,
                                    insert_quantizers, quant_layers,
                                    select_quant_layers)
+from gpusq_mm.utils.scope import PATCH_REASON
 
 
 def test_fake_quantize_hand_computed():
@@ -40,7 +41,7 @@ def test_insert_keeps_parameters_and_calibrates():
     model = _toy()
     params = [id(p) for p in model.parameters()]
     decisions = select_quant_layers(model)
-    assert decisions['patch_embed'] == 'matched by exclude'
+    assert decisions['patch_embed'] == PATCH_REASON
     layers = insert_quantizers(model, decisions)
     assert list(layers) == ['fc'] and isinstance(model.fc, QuantLinear)
     assert [id(p) for p in model.parameters()] == params
