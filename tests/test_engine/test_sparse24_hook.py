@@ -131,3 +131,22 @@ def test_gradient_accumulation(tmp_path):
                            accumulative_counts=2))
     for name in ELIGIBLE:
         assert count_violations(runner.model.get_parameter(name)) == 0
+
+
+def test_masking_after_iter_0_resets_moments_and_masks_grads(tmp_path):
+    # AdamW with clip_grad, masks from iteration 2: the moments built by
+    # the dense steps are reset for pruned weights, and stay zero over the
+    # two masked steps (their gradients are masked before the step)
+    runner = train_toy(
+        str(tmp_path), [dict(type='Sparse24Hook', start_iter=2)],
+        max_iters=4,
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01),
+                           clip_grad=dict(max_norm=1.0)))
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'Sparse24Hook')
+    state = runner.optim_wrapper.optimizer.state
+    for name in ELIGIBLE:
+        param = runner.model.get_parameter(name)
+        pruned = ~hook.masks[name]
+        assert not state[param]['exp_avg'][pruned].any(), name
+        assert not state[param]['exp_avg_sq'][pruned].any(), name
+        assert state[param]['exp_avg'][~pruned].any(), name
