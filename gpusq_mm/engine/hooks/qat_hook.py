@@ -240,10 +240,11 @@ class QATHook(Hook):
         if self.started:
             return
         decisions = self._select(get_student(runner.model))
-        lines = [f'QATHook: {sum(1 for r in decisions.values() if not r)} '
-                 f'of {len(decisions)} Linear/Conv2d layers will be '
-                 f"fake-quantized (scope '{self.scope}')"]
-        lines += [f'  {n:<60} {"quantize" if not r else "float: " + r}'
+        lines = [f"QATHook plan (scope '{self.scope}'): "
+                 f'{sum(1 for r in decisions.values() if not r)} of '
+                 f'{len(decisions)} Linear/Conv2d layers to int8 when '
+                 'phase Q starts']
+        lines += [f'  {n:<60} {"int8" if not r else "float: " + r}'
                   for n, r in decisions.items()]
         print_log('\n'.join(lines), logger='current')
 
