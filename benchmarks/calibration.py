@@ -114,9 +114,29 @@ def gpusq_quantize(model, loop, calibrator: str, scope: str) -> None:
     calibrate(model, loop, calibrator)
 
 
-def modelopt_quantize(model, loop) -> None:
+def modelopt_quantize(model, loop) -> dict:
+    """ModelOpt's INT8 PTQ; returns ``{module class: count}`` of the
+    modules holding an enabled quantizer (what it chose to quantize)."""
     import modelopt.torch.quantization as mtq
+    from modelopt.torch.quantization.nn import TensorQuantizer
     mtq.quantize(model, mtq.INT8_DEFAULT_CFG, forward_loop=loop)
+    counts = {}
+    for module in model.modules():
+        if any(isinstance(q, TensorQuantizer) and q.is_enabled
+               for q in module.children()):
+            name = type(module).__name__
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def gpusq_counts(model) -> dict:
+    """``{module class: count}`` of the fake-quantized layers."""
+    from gpusq_mm.quantization import range_holders
+    counts = {}
+    for module in range_holders(model).values():
+        name = type(module).__name__
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def evaluate(runner, model, key: str) -> float:
@@ -142,8 +162,9 @@ def bench_task(task, ckpt: str, work: str) -> list:
         try:
             if engine == 'gpusq':
                 gpusq_quantize(model, loop, calibrator, scope)
+                counts = gpusq_counts(model)
             else:
-                modelopt_quantize(model, loop)
+                counts = modelopt_quantize(model, loop)
         except ImportError as e:
             rows.append(dict(engine=engine, sampling=sampling,
                              calibrator=calibrator, scope=scope,
@@ -153,7 +174,7 @@ def bench_task(task, ckpt: str, work: str) -> list:
         rows.append(dict(engine=engine, sampling=sampling,
                          calibrator=calibrator, scope=scope,
                          value=evaluate(runner, model, key),
-                         calib_s=round(seconds, 1)))
+                         calib_s=round(seconds, 1), quantized=counts))
     return rows
 
 
