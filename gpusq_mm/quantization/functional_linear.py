@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .child_calls import children_marked
 from .quant_layers import _QuantMixin
 
 # qualified class names of the blocks known to call F.linear on the weight
@@ -72,16 +73,8 @@ class FunctionalLinearMixin:
         layers = {id(m.weight): m for m in self.children()
                   if isinstance(m, _QuantMixin)}
         mode = _FunctionalLinearMode(layers)
-        handles = []
-        for child in self.children():
-            handles.append(child.register_forward_pre_hook(mode.enter_child))
-            handles.append(child.register_forward_hook(mode.exit_child))
-        try:
-            with mode:
-                return super().forward(*args, **kwargs)
-        finally:
-            for handle in handles:
-                handle.remove()
+        with children_marked(self, mode), mode:
+            return super().forward(*args, **kwargs)
 
 
 _dynamic_classes: Dict[type, type] = {}
