@@ -18,6 +18,7 @@ infinite generator that a second iterator would disturb, and calibration
 must not change the training data order.
 """
 import logging
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -28,6 +29,30 @@ from mmengine.logging import print_log
 
 DEFAULT_SAMPLES = dict(classification=512, dense=64)
 DENSE_HEADS = ('decode_head', 'rpn_head', 'roi_head', 'bbox_head')
+
+
+def check_calibration_size(calib_samples: Optional[int],
+                           calib_batches: Optional[int],
+                           owner: str = 'QATHook') -> None:
+    """Validate the calibration size at config time (hook construction).
+
+    Raises:
+        ValueError: Not a positive int, or both given.
+    """
+    for name, value in (('calib_samples', calib_samples),
+                        ('calib_batches', calib_batches)):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, int) or value < 1):
+            raise ValueError(f'{owner}: {name} must be a positive int (a '
+                             f'number of samples), got {value!r}')
+    if calib_batches is None:
+        return
+    if calib_samples is not None:
+        raise ValueError(f'{owner}: give calib_samples or the deprecated '
+                         'calib_batches, not both')
+    warnings.warn(f'{owner}: calib_batches is deprecated; use calib_samples '
+                  '(a number of samples, independent of the batch size)',
+                  DeprecationWarning)
 
 
 def default_calib_samples(student: torch.nn.Module) -> int:

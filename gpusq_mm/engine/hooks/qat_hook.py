@@ -1,5 +1,4 @@
 """QATHook: INT8 quantization-aware training of the student."""
-import warnings
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -9,8 +8,10 @@ from mmengine.logging import print_log
 from torch import nn
 
 from gpusq_mm.engine.calib_data import (calibration_batches,
+                                        check_calibration_size,
                                         default_calib_samples, describe,
                                         loader_batch_size, plan_calibration)
+from gpusq_mm.engine.qat_report import plan_table, summary_table
 from gpusq_mm.engine.restore import QAT_KEY, restore_quant_structure
 from gpusq_mm.engine.scale_params import add_scale_group, sync_scale_grads
 from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
@@ -119,7 +120,7 @@ class QATHook(Hook):
         if weight_bits not in (4, 8):
             raise ValueError(f'QATHook: weight_bits must be 8 or 4, got '
                              f'{weight_bits!r}')
-        _check_calibration_size(calib_samples, calib_batches)
+        check_calibration_size(calib_samples, calib_batches)
         check_scope(scope, 'QATHook')
         if isinstance(quant_attention, dict):
             unknown = set(quant_attention) - {'include', 'exclude'}
@@ -228,25 +229,21 @@ class QATHook(Hook):
             model.on_phase_change('Q')
 
     def _select(self, student: nn.Module) -> Dict[str, str]:
-        """Layer decisions (the scope resolved for ``student``)."""
-        self.scope, note = resolve_scope(student, self.scope)
-        if note:
-            print_log(f'QATHook: {note}', logger='current')
+        """Layer decisions (``scope`` resolved in ``before_train``)."""
         return select_quant_layers(student, self.include, self.exclude,
                                    self.quant_patch_embed, self.scope)
 
     def _log_plan(self, runner) -> None:
-        """Before training: which layers phase Q will quantize."""
+        """Before training: the scope, and which layers phase Q will
+        quantize."""
+        student = get_student(runner.model)
+        self.scope, note = resolve_scope(student, self.scope)
+        if note:
+            print_log(f'QATHook: {note}', logger='current')
         if self.started:
             return
-        decisions = self._select(get_student(runner.model))
-        lines = [f"QATHook plan (scope '{self.scope}'): "
-                 f'{sum(1 for r in decisions.values() if not r)} of '
-                 f'{len(decisions)} Linear/Conv2d layers to int8 when '
-                 'phase Q starts']
-        lines += [f'  {n:<60} {"int8" if not r else "float: " + r}'
-                  for n, r in decisions.items()]
-        print_log('\n'.join(lines), logger='current')
+        print_log(plan_table(self._select(student), self.scope),
+                  logger='current')
 
     def _num_samples(self, runner, student: nn.Module) -> int:
         if self.calib_samples is not None:
@@ -284,48 +281,10 @@ class QATHook(Hook):
     def _log_summary(self, runner, decisions: Dict[str, str],
                      attention: Dict[str, str], amax: Dict[str, float],
                      unseen: Dict[str, str]) -> None:
-        decisions = {n: r or unseen.get(n, '') for n, r in decisions.items()}
-        quantized = sum(1 for r in decisions.values() if not r)
-        lines = [f'QATHook: {quantized} layers and '
-                 f'{sum(1 for r in attention.values() if not r)} attention '
-                 f'modules fake-quantized (int8 activations, '
-                 f'int{self.weight_bits} weights, {self.calibrator} '
-                 f'calibration) at iter {runner.iter}']
-        for name, reason in decisions.items():
-            status = f'input amax={amax[name]:.4g}' if not reason else \
-                f'float: {reason}'
-            lines.append(f'  {name:<60} {status}')
-        for name, reason in unseen.items():
-            if name not in decisions:  # attention matmul operands
-                lines.append(f'  {name:<60} float: {reason}')
-        for name, reason in attention.items():
-            if reason:
-                lines.append(f'  {name:<60} matmuls float: {reason}')
-                continue
-            ranges = ' '.join(
-                f'{op}={amax[f"{name}.matmul_quantizers.{op}"]:.4g}'
-                for op in ('q', 'k', 'p', 'v'))
-            lines.append(f'  {name:<60} matmul amax {ranges}')
-        print_log('\n'.join(lines), logger='current')
-
-
-def _check_calibration_size(calib_samples: Optional[int],
-                            calib_batches: Optional[int]) -> None:
-    """Validate the calibration size at config time."""
-    for name, value in (('calib_samples', calib_samples),
-                        ('calib_batches', calib_batches)):
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, int) or value < 1):
-            raise ValueError(f'QATHook: {name} must be a positive int (a '
-                             f'number of samples), got {value!r}')
-    if calib_batches is None:
-        return
-    if calib_samples is not None:
-        raise ValueError('QATHook: give calib_samples or the deprecated '
-                         'calib_batches, not both')
-    warnings.warn('QATHook: calib_batches is deprecated; use calib_samples '
-                  '(a number of samples, independent of the batch size)',
-                  DeprecationWarning)
+        header = (f'int8 activations, int{self.weight_bits} weights, '
+                  f'{self.calibrator} calibration, at iter {runner.iter}')
+        print_log(summary_table(header, decisions, attention, amax, unseen),
+                  logger='current')
 
 
 def _training(runner) -> bool:
