@@ -52,7 +52,7 @@ def train_dense(task, work: str, units: int) -> str:
 
 def build_runner(task, ckpt: str, work: str):
     """A Runner of the dense config whose model holds ``ckpt``."""
-    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.config import Config
     from mmengine.runner import Runner
     cfg = Config.fromfile(osp.join(DEMO, task.dense_cfg))
     opts = dict(o.split('=', 1) for o in task.data_opts(task.data_root))

@@ -66,8 +66,8 @@ def test_sparse24_on_model(case, data_cwd, tmp_path, monkeypatch):
     if scope == 'backbone':
         assert all(n.startswith('backbone.') for n in layers)
         # patch embeddings (MiT: layers.N.0) and patch merging stay dense
-        assert not any(re.search(r'patch_embed|downsample|layers\.\d+\.0\.proj',
-                                 n) for n in layers)
+        patch = r'patch_embed|downsample|layers\.\d+\.0\.proj'
+        assert not any(re.search(patch, n) for n in layers)
     for name in layers:
         assert count_violations(ckpt['state_dict'][name]) == 0, name
         # EMAHook swapped: ema_state_dict holds the raw weights, both 2:4
