@@ -150,3 +150,28 @@ def test_masking_after_iter_0_resets_moments_and_masks_grads(tmp_path):
         assert not state[param]['exp_avg'][pruned].any(), name
         assert not state[param]['exp_avg_sq'][pruned].any(), name
         assert state[param]['exp_avg'][~pruned].any(), name
+
+
+def test_srste_decay_once_per_optim_wrapper_step():
+    """MMEngine's OptimWrapper with accumulative_counts=2: the SR-STE decay
+    is added at its one optimizer step, like a single fp32 step."""
+    from mmengine.optim import OptimWrapper
+    from torch import nn
+
+    from gpusq_mm.sparsity import find_layers
+    from gpusq_mm.sparsity.sparsifier import Sparsifier
+
+    def run(counts: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(32, 16))
+        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5),
+                               accumulative_counts=counts)
+        sp = Sparsifier('srste', srste_decay=0.1)
+        sp.compute(model, find_layers(model, min_channels=8))
+        sp.attach(model, [wrapper.optimizer])
+        x = torch.randn(8, 32, generator=torch.Generator().manual_seed(1))
+        for chunk in x.chunk(counts):
+            wrapper.update_params(model(chunk).pow(2).mean())
+        return model[0].weight.detach()
+
+    torch.testing.assert_close(run(2), run(1))
