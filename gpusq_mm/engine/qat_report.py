@@ -27,9 +27,7 @@ def summary_table(header: str, decisions: Dict[str, str],
              f'layers and {sum(1 for r in attention.values() if not r)} '
              f'attention modules fake-quantized ({header})']
     for name, reason in decisions.items():
-        status = f'float: {reason}' if reason else \
-            f'input amax={amax[name]:.4g}'
-        lines.append(f'  {name:<60} {status}')
+        lines.append(f'  {name:<60} {_status(name, reason, amax)}')
     for name, reason in attention.items():
         ops = [f'{name}.matmul_quantizers.{op}' for op in OPERANDS]
         reason = reason or next((unseen[o] for o in ops if o in unseen), '')
@@ -40,3 +38,16 @@ def summary_table(header: str, decisions: Dict[str, str],
                                                                   ops))
         lines.append(f'  {name:<60} matmul amax {ranges}')
     return '\n'.join(lines)
+
+
+def _status(name: str, reason: str, amax: Dict[str, float]) -> str:
+    """One layer's line: why it is float, its input range, or the ranges
+    of the quantizers it holds (e.g. the input projections of an
+    ``nn.MultiheadAttention``)."""
+    if reason:
+        return f'float: {reason}'
+    if name in amax:
+        return f'input amax={amax[name]:.4g}'
+    inner = ' '.join(f'{k[len(name) + 1:]}={v:.4g}'
+                     for k, v in amax.items() if k.startswith(f'{name}.'))
+    return f'amax {inner}'
