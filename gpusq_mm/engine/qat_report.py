@@ -23,14 +23,16 @@ def summary_table(header: str, decisions: Dict[str, str],
     (``unseen``: ranges calibration never reached, never shown as
     quantized)."""
     decisions = {n: r or unseen.get(n, '') for n, r in decisions.items()}
+    attention = {n: r or next((unseen[o] for o in _operands(n)
+                               if o in unseen), '')
+                 for n, r in attention.items()}
     lines = [f'QATHook: {sum(1 for r in decisions.values() if not r)} '
              f'layers and {sum(1 for r in attention.values() if not r)} '
              f'attention modules fake-quantized ({header})']
     for name, reason in decisions.items():
         lines.append(f'  {name:<60} {_status(name, reason, amax)}')
     for name, reason in attention.items():
-        ops = [f'{name}.matmul_quantizers.{op}' for op in OPERANDS]
-        reason = reason or next((unseen[o] for o in ops if o in unseen), '')
+        ops = _operands(name)
         if reason:
             lines.append(f'  {name:<60} matmuls float: {reason}')
             continue
@@ -38,6 +40,10 @@ def summary_table(header: str, decisions: Dict[str, str],
                                                                   ops))
         lines.append(f'  {name:<60} matmul amax {ranges}')
     return '\n'.join(lines)
+
+
+def _operands(name: str) -> list:
+    return [f'{name}.matmul_quantizers.{op}' for op in OPERANDS]
 
 
 def _status(name: str, reason: str, amax: Dict[str, float]) -> str:
