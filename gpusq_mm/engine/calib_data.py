@@ -130,8 +130,9 @@ def _find_pipeline(dataset_cfg) -> Optional[list]:
 
 
 def _pipeline(runner, dataset, owner: str) -> Tuple[Optional[Callable], str]:
-    if getattr(dataset, 'pipeline', None) is None or not hasattr(
-            dataset, 'get_data_info'):
+    # OpenMMLab datasets and their wrappers (RepeatDataset, ConcatDataset,
+    # ...) give raw data infos; plain torch datasets give model inputs
+    if not hasattr(dataset, 'get_data_info'):
         return None, 'dataset items (the dataset has no pipeline)'
     from mmengine.dataset import Compose
     cfg = getattr(runner, 'cfg', None) or {}

@@ -127,6 +127,13 @@ def test_batches_share_input_shape():
     assert '10 of 10 training samples' in describe(calib)
 
 
+def test_dataset_wrapper_uses_the_test_pipeline():
+    wrapped = _runner(10, dict(test_dataloader=dict(dataset=dict(
+        type='RepeatDataset', times=2, dataset=dict(pipeline=[])))))
+    del wrapped.train_dataloader.dataset.pipeline  # like RepeatDataset
+    assert plan_calibration(wrapped, 4, seed=0).source == 'test pipeline'
+
+
 def test_no_test_or_val_pipeline_is_a_clear_error():
     with pytest.raises(ValueError, match='neither test_dataloader.dataset.'
                        'pipeline nor val_dataloader'):
