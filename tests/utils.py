@@ -39,12 +39,14 @@ def load_tool(script: str):
 
 
 def train_demo(config: str, work_dir: str, hooks: list, units: int,
-               resume_from: Optional[str] = None, seed: int = 0):
+               resume_from: Optional[str] = None, seed: int = 0,
+               options: Optional[dict] = None):
     """Train a ``configs/gpusq/demo`` config in-process with ``hooks``.
 
     ``units`` is epochs (2 iterations each on the test data) or, for
     iteration-based configs, pairs of iterations; a checkpoint is written
     at every unit. Seeded (``seed``, default 0), so two calls train alike.
+    ``options`` are merged into the config like ``--cfg-options``.
     Returns the Runner.
     """
     from mmengine.config import Config
@@ -60,6 +62,8 @@ def train_demo(config: str, work_dir: str, hooks: list, units: int,
         cfg.default_hooks.checkpoint.interval = 1
     cfg.train_cfg.val_interval = 1000
     cfg.randomness = dict(seed=seed)
+    if options:
+        cfg.merge_from_dict(options)
     if resume_from:
         cfg.resume, cfg.load_from = True, resume_from
     runner = Runner.from_cfg(cfg)

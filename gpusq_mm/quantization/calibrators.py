@@ -1,93 +1,137 @@
-"""Activation-range statistics computed from calibration samples.
+"""Activation-range statistics.
 
-- ``max``: the largest |x| seen (no samples needed).
-- ``percentile``: the given percentile of |x| (e.g. 99.9 or 99.99), which
-  ignores rare outliers.
-- ``mse``: the range among 0.3–1.0 × max whose int8 fake quantization has
-  the smallest mean squared error on the samples.
-- ``entropy``: TensorRT's calibration: the clipping threshold whose 128-level
-  quantized histogram has the smallest KL divergence from the 2048-bin
-  reference histogram (outliers folded into the last kept bin).
+Every quantizer in calibration keeps the exact running max of |x| and, for
+the histogram calibrators, a :class:`.histogram.RunningHistogram` of
+**all** values of every calibration batch (merged across DDP ranks before
+the statistic is taken):
+
+- ``max``: the largest |x| seen (exact, no histogram).
+- ``percentile``: the given percentile of |x| (e.g. 99.9 or 99.99): the
+  upper edge of the bin holding the order statistic that
+  ``torch.quantile(..., interpolation='higher')`` returns (so at most one
+  bin width above it).
+- ``mse``: the bin edge whose int8 fake quantization of the histogram
+  (every value at its bin centre) has the smallest mean squared error.
+- ``entropy``: TensorRT's KL calibration: the bin edge ``i`` for which the
+  histogram clipped at ``i`` (outliers added to its last bin) and its
+  128-level quantized version differ least (KL divergence). The quantized
+  version merges the ``i`` bins into 128 groups (bin ``j`` into group
+  ``j * 128 // i``) and spreads each group's count evenly over its non-empty
+  bins.
 """
-from typing import List, Optional
+import math
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from .fake_quant import fake_quantize
+from .histogram import RunningHistogram
 
 CALIBRATORS = ('max', 'percentile', 'mse', 'entropy')
-SAMPLES_PER_CALL = 4096
-
-
-def subsample(x: Tensor) -> Tensor:
-    """A deterministic strided subsample of |x| (at most 4096 values)."""
-    flat = x.detach().abs().flatten().float()
-    step = max(1, flat.numel() // SAMPLES_PER_CALL)
-    return flat[::step][:SAMPLES_PER_CALL].cpu()
+# at most this many candidate edges are scored by mse and entropy
+MAX_CANDIDATES = 1024
 
 
 @torch.no_grad()
-def record_range(amax: Tensor, samples: Optional[List[Tensor]],
+def record_range(amax: Tensor, hist: Optional[RunningHistogram],
                  x: Tensor) -> None:
     """Calibration step shared by every quantizer: raise the running max
-    ``amax`` (in place) to ``max|x|`` and, for the sample-based
-    calibrators, append a subsample of ``|x|`` to ``samples``."""
+    ``amax`` (in place) to ``max|x|`` and, for the histogram calibrators,
+    count every |x| in ``hist``."""
     amax.copy_(torch.maximum(amax, x.detach().abs().amax().float()))
-    if samples is not None:
-        samples.append(subsample(x))
+    if hist is not None:
+        hist.update(x)
 
 
-def amax_from_samples(samples: Tensor, method: str,
-                      percentile: float = 99.99) -> float:
-    """The calibrated range of |x| from ``samples`` (non-negative values)."""
-    if samples.numel() == 0:
-        return 0.0
-    top = float(samples.max())
-    if method == 'max' or top == 0.0:
+def amax_from_histogram(hist: Tensor, width: float, method: str,
+                        top: float, percentile: float = 99.99,
+                        levels: int = 128) -> float:
+    """The calibrated range of |x| from its histogram.
+
+    Args:
+        hist (Tensor): Counts of bins ``[j * width, (j + 1) * width)``.
+        width (float): Bin width.
+        method (str): One of ``CALIBRATORS``.
+        top (float): The exact max |x| (no range exceeds it).
+        percentile (float): For ``'percentile'``. Defaults to 99.99.
+        levels (int): Positive int8 levels of ``'entropy'``.
+            Defaults to 128.
+
+    Returns:
+        float: ``amax`` (0 for an empty or all-zero histogram).
+    """
+    if method not in CALIBRATORS:
+        raise ValueError(f'unknown calibrator {method!r}; choose one of '
+                         f'{CALIBRATORS}')
+    hist = hist.double().cpu()
+    if method == 'max' or top <= 0 or width <= 0 or hist.sum() <= 0:
         return top
+    used = int(torch.nonzero(hist).max()) + 1
+    hist = hist[:used]
     if method == 'percentile':
-        return float(torch.quantile(samples.double(), percentile / 100.0))
-    if method == 'mse':
-        return _mse_amax(samples, top)
-    if method == 'entropy':
-        return _entropy_amax(samples, top)
-    raise ValueError(f'unknown calibrator {method!r}; choose one of '
-                     f'{CALIBRATORS}')
+        value = _percentile_edge(hist, percentile) * width
+    elif method == 'mse':
+        value = _mse_edge(hist, width) * width
+    else:
+        value = _entropy_edge(hist, levels) * width
+    return min(value, top)
 
 
-def _mse_amax(samples: Tensor, top: float) -> float:
-    best, best_err = top, float('inf')
-    for frac in torch.linspace(0.3, 1.0, 71).tolist():
-        amax = torch.tensor(top * frac)
-        err = float((fake_quantize(samples, amax) - samples).pow(2).mean())
-        if err < best_err:
-            best, best_err = top * frac, err
-    return best
+def _percentile_edge(hist: Tensor, percentile: float) -> int:
+    """Upper edge (in bins) of the bin holding the ``percentile``."""
+    cdf = hist.cumsum(0)
+    # 1-based rank of the 'higher' order statistic of torch.quantile
+    rank = math.ceil(percentile / 100.0 * (float(cdf[-1]) - 1)) + 1
+    return int(torch.searchsorted(cdf, torch.tensor([rank],
+                                                    dtype=cdf.dtype))) + 1
 
 
-def _entropy_amax(samples: Tensor, top: float, bins: int = 2048,
-                  levels: int = 128) -> float:
-    hist = torch.histc(samples.double(), bins=bins, min=0.0, max=top)
-    width = top / bins
-    best_i, best_kl = bins, float('inf')
-    for i in range(levels, bins + 1, 16):
-        ref = hist[:i].clone()
-        ref[-1] += hist[i:].sum()  # outliers clipped into the last bin
-        # quantize the first i bins into `levels` groups, spread evenly over
-        # the non-empty bins of each group
-        groups = torch.tensor_split(hist[:i], levels)
-        expanded = []
-        for group in groups:
-            nonzero = (group > 0).double()
-            share = group.sum() / nonzero.sum().clamp_min(1)
-            expanded.append(nonzero * share)
-        q = torch.cat(expanded)
-        p = ref / ref.sum()
-        q = q / q.sum().clamp_min(1e-12)
-        mask = p > 0
-        kl = float((p[mask] * (p[mask] / q[mask].clamp_min(1e-12)).log())
-                   .sum())
+def _candidates(first: int, last: int) -> range:
+    stride = max(1, math.ceil((last - first + 1) / MAX_CANDIDATES))
+    return range(last, first - 1, -stride)  # always scores the full range
+
+
+def _mse_edge(hist: Tensor, width: float) -> int:
+    """Edge (in bins) of the smallest fake-quantization error."""
+    centers = (torch.arange(hist.numel(), dtype=torch.float64) + 0.5)
+    edges = torch.tensor(list(_candidates(1, hist.numel())),
+                         dtype=torch.float64)
+    errors = []
+    for chunk in edges.split(64):
+        scale = chunk[:, None] / 127.0
+        q = torch.clamp(torch.round(centers / scale), -127, 127) * scale
+        errors.append(((q - centers).pow(2) * hist).sum(dim=1))
+    errors = torch.cat(errors)
+    best = int(torch.nonzero(errors == errors.min()).max())  # widest tie
+    return int(edges[best])
+
+
+def kl_of_clipping(hist: Tensor, i: int, levels: int = 128) -> float:
+    """KL divergence between ``hist`` clipped at ``i`` bins and its
+    ``levels``-level quantization (see the module docstring)."""
+    ref = hist[:i].clone()
+    ref[-1] += hist[i:].sum()
+    kept = hist[:i]
+    group = torch.arange(i) * levels // i
+    nonzero = (kept > 0).double()
+    sums = torch.zeros(levels, dtype=torch.float64).index_add_(0, group, kept)
+    counts = torch.zeros(levels, dtype=torch.float64).index_add_(
+        0, group, nonzero)
+    q = nonzero * (sums / counts.clamp_min(1))[group]
+    p = ref / ref.sum()
+    q = q / q.sum().clamp_min(1e-12)
+    mask = p > 0
+    return float((p[mask] * (p[mask] / q[mask].clamp_min(1e-12)).log())
+                 .sum())
+
+
+def _entropy_edge(hist: Tensor, levels: int) -> int:
+    """Edge (in bins) of the smallest KL divergence."""
+    if hist.numel() <= levels:
+        return hist.numel()
+    best, best_kl = hist.numel(), float('inf')
+    for i in _candidates(levels, hist.numel()):
+        kl = kl_of_clipping(hist, i, levels)
         if kl < best_kl:
-            best_i, best_kl = i, kl
-    return min((best_i + 0.5) * width, top)
+            best, best_kl = i, kl
+    return best

@@ -11,29 +11,33 @@ before ``attn·v`` (see :mod:`.attention`).
 Subclasses are quantized when their forward is the base one (mmcv's
 ``Linear``/``Conv2d`` wrappers, used by mmcv's ``FFN`` and many heads);
 others are listed with the reason they stay in float. The
-3-channel patch-embedding convolution is kept in high precision by
-default (``quant_patch_embed=False``): it holds few weights, sees raw pixels
-and TensorRT gains nothing from an int8 conv with C=3. Users refine the
-selection with include/exclude regexes on module names.
+3-channel patch-embedding convolution and the patch embeddings / patch
+merging layers of every family (:mod:`gpusq_mm.utils.scope`) are kept in
+high precision by default (``quant_patch_embed=False``): they hold few
+weights, see raw pixels or downsample, and TensorRT gains nothing from an
+int8 conv with C=3. ``scope`` limits quantization to the backbone (the
+hooks' default) or backbone and neck. Users refine the selection with
+include/exclude regexes on module names.
 """
 from typing import Dict, Optional, Sequence
 
 from torch import nn
 
 from gpusq_mm.utils.names import select_by_name
+from gpusq_mm.utils.scope import scope_reasons
 
 from .attention import (SUPPORTED_ATTENTION, is_supported_attention,
                         quantize_attention, quantize_mha_gemms)
 from .attention_mha import mha_gemm_reason
+from .functional_linear import adapt_functional_blocks
 from .quant_layers import quantize_module, unsupported_reason
-
-PATCH_EMBED_PATTERN = r'patch_embed'
 
 
 def select_quant_layers(model: nn.Module,
                         include: Optional[Sequence[str]] = None,
                         exclude: Optional[Sequence[str]] = None,
-                        quant_patch_embed: bool = False) -> Dict[str, str]:
+                        quant_patch_embed: bool = False,
+                        scope: str = 'all') -> Dict[str, str]:
     """Decide which Linear/Conv2d layers (and ``nn.MultiheadAttention``
     input projections, under the attention module's name) are
     fake-quantized.
@@ -44,20 +48,21 @@ def select_quant_layers(model: nn.Module,
             are quantized. Defaults to None (all).
         exclude (Sequence[str], optional): Regexes of layers kept in high
             precision. Defaults to None.
-        quant_patch_embed (bool): Quantize the patch embedding too.
-            Defaults to False.
+        quant_patch_embed (bool): Quantize the patch embeddings and patch
+            merging layers too. Defaults to False.
+        scope (str): ``'backbone'``, ``'backbone+neck'`` or ``'all'``
+            (resolved for ``model``, see :mod:`gpusq_mm.utils.scope`).
+            Defaults to 'all'.
 
     Returns:
         dict: ``{name: reason}``; '' means quantized.
     """
-    exclude = list(exclude or [])
-    if not quant_patch_embed:
-        exclude.append(PATCH_EMBED_PATTERN)
     layers = {n: m for n, m in model.named_modules()
               if isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention))}
     decisions = select_by_name(layers, include, exclude,
                                what='Linear, Conv2d or MultiheadAttention')
-    decisions = {n: reason or _unsupported(layers[n])
+    in_scope = scope_reasons(model, layers, scope, not quant_patch_embed)
+    decisions = {n: reason or in_scope[n] or _unsupported(layers[n])
                  for n, reason in decisions.items()}
     return _tie_out_proj(decisions, layers)
 
@@ -93,6 +98,9 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
         decisions (dict): Output of :func:`select_quant_layers`.
         weight_bits (int): 8 (W8A8) or 4 (W4A8). Defaults to 8.
 
+    Blocks that apply a quantized layer's weight with ``F.linear``
+    themselves get an adapter (:mod:`.functional_linear`).
+
     Returns:
         dict: ``{name: layer}`` of the quantized layers.
     """
@@ -108,6 +116,7 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
         done[name] = quantize_mha_gemms(module, weight_bits) \
             if isinstance(module, nn.MultiheadAttention) else \
             quantize_module(module, weight_bits)
+    adapt_functional_blocks(model)
     return done
 
 

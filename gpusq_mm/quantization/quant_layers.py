@@ -4,7 +4,8 @@ The swap keeps every ``nn.Parameter`` object (so the optimizer and DDP see
 the same parameters) and adds two persistent buffers, ``input_amax``
 (per-tensor) and ``weight_amax`` (per output channel), which are saved in the
 state dict. A layer is in one of three states: ``'off'`` (float),
-``'calib'`` (float, recording the running max of |input|) and ``'quant'``
+``'calib'`` (float, recording the running max of |input| and, for the
+histogram calibrators, a histogram of it) and ``'quant'``
 (input and weight fake-quantized).
 """
 from typing import Dict
@@ -27,11 +28,13 @@ class _QuantMixin:
         self.register_buffer('weight_amax', torch.zeros(shape, device=device))
         self.quant_state = 'off'
         self.weight_bits = weight_bits
-        self.calib_samples = None
+        self.calib_hist = None
+        self.calib_calls = 0
 
     def _quant_inputs(self, x: Tensor) -> Tensor:
         if self.quant_state == 'calib':
-            record_range(self.input_amax, self.calib_samples, x)
+            self.calib_calls += 1
+            record_range(self.input_amax, self.calib_hist, x)
             return x
         if self.quant_state == 'quant':
             return fake_quantize(x, self.input_amax)

@@ -14,7 +14,7 @@ class TensorQuantizer(nn.Module):
 
     States as in :mod:`.quant_layers`: ``'off'`` (identity), ``'calib'``
     (identity, records the running max of |x| and, for the sample-based
-    calibrators, a subsample) and ``'quant'``.
+    calibrators, a histogram of every value) and ``'quant'``.
 
     Args:
         num_bits (int): Bit width. Defaults to 8.
@@ -25,11 +25,13 @@ class TensorQuantizer(nn.Module):
         self.register_buffer('amax', torch.zeros(()))
         self.num_bits = num_bits
         self.quant_state = 'off'
-        self.calib_samples = None
+        self.calib_hist = None
+        self.calib_calls = 0
 
     def forward(self, x: Tensor) -> Tensor:
         if self.quant_state == 'calib':
-            record_range(self.amax, self.calib_samples, x)
+            self.calib_calls += 1
+            record_range(self.amax, self.calib_hist, x)
             return x
         if self.quant_state == 'quant':
             return fake_quantize(x, self.amax, self.num_bits)

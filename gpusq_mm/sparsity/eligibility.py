@@ -23,6 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from torch import nn
 
 from gpusq_mm.utils.names import select_by_name
+from gpusq_mm.utils.scope import scope_reasons
 
 OUT_MULTIPLE = 8
 IN_MULTIPLE = 16
@@ -81,7 +82,9 @@ def _shape_reason(module: nn.Module, shape: tuple,
 def find_layers(model: nn.Module,
                 include: Optional[Sequence[str]] = None,
                 exclude: Optional[Sequence[str]] = None,
-                min_channels: int = 32) -> List[LayerDecision]:
+                min_channels: int = 32,
+                scope: str = 'all',
+                keep_patch_layers: bool = False) -> List[LayerDecision]:
     """Decide for every GEMM/convolution weight whether it is pruned.
 
     Args:
@@ -93,6 +96,11 @@ def find_layers(model: nn.Module,
             Defaults to None.
         min_channels (int): Smallest in/out channel count worth pruning.
             Defaults to 32.
+        scope (str): ``'backbone'``, ``'backbone+neck'`` or ``'all'``
+            (resolved for ``model``, see :mod:`gpusq_mm.utils.scope`).
+            Defaults to 'all'.
+        keep_patch_layers (bool): Keep patch embeddings / patch merging
+            dense. Defaults to False.
 
     Returns:
         list[LayerDecision]: One entry per weight, in module order.
@@ -104,11 +112,13 @@ def find_layers(model: nn.Module,
     targets = list(iter_targets(model))
     by_name = select_by_name([t[0] for t in targets], include, exclude,
                              what='Linear/Conv2d/attention weight')
+    in_scope = scope_reasons(model, by_name, scope, keep_patch_layers)
     params = dict(model.named_parameters())
     decisions = []
     for name, kind, module in targets:
         shape = tuple(params[name].shape)
-        reason = by_name[name] or _shape_reason(module, shape, min_channels)
+        reason = by_name[name] or in_scope[name] or _shape_reason(
+            module, shape, min_channels)
         decisions.append(LayerDecision(name, kind, shape, not reason, reason))
     _check_includes(decisions, include or [])
     return decisions

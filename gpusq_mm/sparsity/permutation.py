@@ -14,11 +14,13 @@ the magnitude kept by 2:4 (a vectorised variant of the channel-swap search
 of Pool & Yu, NeurIPS 2021).
 """
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
+from .masked_training import permute_state
 from .pattern import GROUP, to_groups_view
 
 FFN_CLASSES = ('FFN', 'MixFFN')
@@ -149,12 +151,23 @@ def search_permutation(weight: Tensor, iters: int = 200,
 
 @torch.no_grad()
 def apply_permutation(model: nn.Module, pair: PermutationPair,
-                      perm: Tensor) -> None:
+                      perm: Tensor,
+                      optimizers: Iterable[Optimizer] = ()) -> None:
     """Permute the consumer's input channels and the producers' outputs in
-    place (storage kept, so optimizers and DDP buckets stay valid)."""
+    place (storage kept, so optimizers and DDP buckets stay valid).
+
+    Args:
+        model (nn.Module): The model holding ``pair``.
+        pair (PermutationPair): What to permute.
+        perm (Tensor): New channel j is old ``perm[j]``.
+        optimizers (Iterable[Optimizer]): Optimizers whose per-element
+            state (moments) of these parameters is permuted alike, so a
+            permutation after iteration 0 keeps every moment on its
+            channel. Defaults to ().
+    """
+    optimizers = list(optimizers)
     params: Dict[str, nn.Parameter] = dict(model.named_parameters())
-    consumer = params[pair.consumer]
-    consumer.copy_(consumer.index_select(1, perm.to(consumer.device)))
-    for name in pair.producers:
+    for name, dim in [(pair.consumer, 1)] + [(n, 0) for n in pair.producers]:
         p = params[name]
-        p.copy_(p.index_select(0, perm.to(p.device)))
+        p.copy_(p.index_select(dim, perm.to(p.device)))
+        permute_state(optimizers, p, perm, dim)

@@ -4,7 +4,8 @@ Holds the masks of the eligible weights (keyed by parameter path) and
 implements the four methods:
 
 - ``magnitude``: keep the 2 largest of every 4; masks fixed (or recomputed
-  every ``recompute_interval`` iterations).
+  every ``recompute_interval`` iterations, which re-selects among the kept
+  weights only: the pruned ones stay zero).
 - ``permutation``: first reorder the input channels of feed-forward blocks
   (function unchanged, see :mod:`.permutation`), then magnitude.
 - ``srste``: the forward pass uses ``W * M`` while the dense ``W`` keeps
@@ -14,16 +15,18 @@ implements the four methods:
 - ``gradual``: the pruned fraction of groups ramps from 0 to 1 over
   ``ramp_iters`` iterations (cubic), then masks freeze.
 """
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from .eligibility import LayerDecision, eligible_weights
 from .gradual import gradual_fraction, gradual_mask
+from .masked_training import register_grad_masks, reset_pruned_state
 from .pattern import count_violations, kept_magnitude, magnitude_mask
 from .permutation import apply_permutation, find_ffn_pairs, search_permutation
-from .srste import srste_weight
+from .srste import add_srste_decay, srste_weight
 
 METHODS = ('magnitude', 'permutation', 'srste', 'gradual')
 
@@ -93,11 +96,13 @@ class Sparsifier:
 
     @torch.no_grad()
     def permute(self, models: List[nn.Module],
-                decisions: List[LayerDecision]) -> Dict[str, float]:
+                decisions: List[LayerDecision],
+                optimizers: Iterable[Optimizer] = ()) -> Dict[str, float]:
         """Permute feed-forward blocks whose consumer weight is eligible.
 
         The order is searched on ``models[0]`` and applied to every model
-        (e.g. averaged copies of it), so they stay comparable.
+        (e.g. averaged copies of it), so they stay comparable; the state of
+        ``optimizers`` (which train ``models[0]``) is permuted alike.
 
         Returns:
             dict: ``{consumer: kept magnitude gain}`` (after - before).
@@ -111,7 +116,8 @@ class Sparsifier:
             weight = params[pair.consumer]
             before = kept_magnitude(weight, magnitude_mask(weight))
             perm = search_permutation(weight, self.permutation_iters, seed)
-            for model in models:
+            apply_permutation(models[0], pair, perm, optimizers)
+            for model in models[1:]:
                 apply_permutation(model, pair, perm)
             gains[pair.consumer] = kept_magnitude(
                 weight, magnitude_mask(weight)) - before
@@ -149,10 +155,43 @@ class Sparsifier:
         params = dict(model.named_parameters())
         return {n: params[n].detach() * self.masks[n] for n in self.masks}
 
-    # ------------------------------------------------------------ SR-STE
-    def attach_srste(self, model: nn.Module) -> None:
-        """Make forward passes use ``W * M`` with SR-STE gradients."""
-        self.detach_srste()
+    # ------------------------------------------------------- training
+    def attach(self, model: nn.Module,
+               optimizers: Iterable[Optimizer] = ()) -> None:
+        """Hook the masks into training ``model`` with ``optimizers``.
+
+        ``srste``: forward passes use ``W * M`` with straight-through
+        gradients, and a step pre-hook of every optimizer adds
+        ``srste_decay * (1 - M) * W`` to the gradients. Other methods:
+        gradients of pruned weights are zeroed as they are produced.
+        Idempotent (previous hooks are removed first).
+        """
+        self.detach()
+        params = dict(model.named_parameters())
+        if self.method != 'srste':
+            self._handles += register_grad_masks(params, lambda: self.masks)
+            return
+        self._attach_sparse_forward(model)
+        for optimizer in optimizers:
+            owned = {id(p) for g in optimizer.param_groups
+                     for p in g['params']}
+            mine = {n: p for n, p in params.items() if id(p) in owned}
+            self._handles.append(optimizer.register_step_pre_hook(
+                lambda *_, mine=mine: add_srste_decay(
+                    mine, self.masks, self.srste_decay)))
+
+    def reset_state(self, model: nn.Module,
+                    optimizers: Iterable[Optimizer]) -> int:
+        """Zero the optimizer moments of pruned weights (not for ``srste``,
+        whose pruned weights keep training). Returns the number of state
+        tensors changed."""
+        if self.method == 'srste':
+            return 0
+        return reset_pruned_state(optimizers, dict(model.named_parameters()),
+                                  self.masks)
+
+    def _attach_sparse_forward(self, model: nn.Module) -> None:
+        """Make forward passes use ``W * M`` (straight-through gradients)."""
         modules = dict(model.named_modules())
         by_module: Dict[str, List[str]] = {}
         for name in self.masks:
@@ -173,7 +212,7 @@ class Sparsifier:
                 param = module._parameters[attr]
                 saved[attr] = param
                 module._parameters[attr] = srste_weight(
-                    param, self.masks[prefix + attr], self.srste_decay)
+                    param, self.masks[prefix + attr])
 
         def post(module: nn.Module, _inputs, _output) -> None:
             for attr in attrs:
@@ -181,7 +220,8 @@ class Sparsifier:
 
         return pre, post
 
-    def detach_srste(self) -> None:
+    def detach(self) -> None:
+        """Remove every hook :meth:`attach` added."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -212,5 +252,6 @@ class Sparsifier:
             raise ValueError(f"the checkpoint's 2:4 method is "
                              f"{state['method']!r} but the hook's is "
                              f'{self.method!r}; use the same method to resume')
-        self.masks = {k: v.to(torch.bool) for k, v in state['masks'].items()}
+        self.masks = {k: v.to(device=params[k].device, dtype=torch.bool)
+                      for k, v in state['masks'].items()}
         self.frozen = bool(state.get('frozen', False))

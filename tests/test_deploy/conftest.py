@@ -10,7 +10,10 @@ from tests.utils import DEMO_CONFIGS, train_demo
 
 SEED = 2  # with seeds 0 and 1, ORT-vs-torch float noise flips 1.6% and
 # 2.4% of the near-tie pixels of the 4-iteration SegFormer (< 99%)
-SPARSE = dict(type='Sparse24Hook', method='magnitude', exclude=['patch_embed'])
+# scope='all' (heads and necks too): the export is checked on every kind of
+# layer, not only on the default scope's backbone
+SPARSE = dict(type='Sparse24Hook', method='magnitude', exclude=['patch_embed'],
+              scope='all')
 
 
 def _train(cwd: str, config: str, qat: dict, units: int) -> str:
@@ -32,14 +35,16 @@ def _train(cwd: str, config: str, qat: dict, units: int) -> str:
 def deit_gpusq_ckpt(data_cwd) -> str:
     """Tiny DeiT: 2:4 from epoch 0, QAT from epoch 1, 2 epochs."""
     return _train(data_cwd, 'deit_tiny_gpusq.py',
-                  dict(type='QATHook', start_epoch=1, calib_batches=1), 2)
+                  dict(type='QATHook', start_epoch=1, calib_batches=1,
+                       scope='all'), 2)
 
 
 @pytest.fixture(scope='session')
 def segformer_gpusq_ckpt(data_cwd) -> str:
     """Tiny SegFormer: 2:4 from iter 0, QAT from iter 2, 4 iterations."""
     return _train(data_cwd, 'segformer_tiny_gpusq.py',
-                  dict(type='QATHook', start_iter=2, calib_batches=1), 2)
+                  dict(type='QATHook', start_iter=2, calib_batches=1,
+                       scope='all'), 2)
 
 
 @pytest.fixture(scope='session')

@@ -52,13 +52,16 @@ def main() -> None:
     from mmengine.config import Config
     work_dir = sys.argv[1]
     learnable = sys.argv[2:] == ['learnable']
+    # a histogram calibrator: per-rank histograms are merged first
+    calibrator = 'entropy' if sys.argv[2:] == ['entropy'] else 'max'
     cfg = Config(dict(launcher='pytorch'))
     prepare_cpu_distributed(cfg)
     runner = Runner(**runner_cfg(
         work_dir, 4 if learnable else 2,
         [PerturbOnRank1(), dict(type='Sparse24Hook'),
          dict(type='QATHook', start_iter=1, calib_batches=1,
-              learnable_scales=learnable, scale_lr=0.05),
+              calibrator=calibrator, learnable_scales=learnable,
+              scale_lr=0.05),
          DumpMasks()],
         launcher='pytorch',
         cfg=dict(model_wrapper_cfg=cfg.model_wrapper_cfg)))

@@ -13,7 +13,7 @@ from tests.utils import REPO
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('scales', ['frozen', 'learnable'])
+@pytest.mark.parametrize('scales', ['frozen', 'learnable', 'entropy'])
 def test_masks_identical_on_both_ranks(tmp_path, scales):
     worker = osp.join(REPO, 'tests', 'test_engine', 'dist_masks_worker.py')
     proc = subprocess.run(

@@ -131,3 +131,47 @@ def test_gradient_accumulation(tmp_path):
                            accumulative_counts=2))
     for name in ELIGIBLE:
         assert count_violations(runner.model.get_parameter(name)) == 0
+
+
+def test_masking_after_iter_0_resets_moments_and_masks_grads(tmp_path):
+    # AdamW with clip_grad, masks from iteration 2: the moments built by
+    # the dense steps are reset for pruned weights, and stay zero over the
+    # two masked steps (their gradients are masked before the step)
+    runner = train_toy(
+        str(tmp_path), [dict(type='Sparse24Hook', start_iter=2)],
+        max_iters=4,
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01),
+                           clip_grad=dict(max_norm=1.0)))
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'Sparse24Hook')
+    state = runner.optim_wrapper.optimizer.state
+    for name in ELIGIBLE:
+        param = runner.model.get_parameter(name)
+        pruned = ~hook.masks[name]
+        assert not state[param]['exp_avg'][pruned].any(), name
+        assert not state[param]['exp_avg_sq'][pruned].any(), name
+        assert state[param]['exp_avg'][~pruned].any(), name
+
+
+def test_srste_decay_once_per_optim_wrapper_step():
+    """MMEngine's OptimWrapper with accumulative_counts=2: the SR-STE decay
+    is added at its one optimizer step, like a single fp32 step."""
+    from mmengine.optim import OptimWrapper
+    from torch import nn
+
+    from gpusq_mm.sparsity import find_layers
+    from gpusq_mm.sparsity.sparsifier import Sparsifier
+
+    def run(counts: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(32, 16))
+        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5),
+                               accumulative_counts=counts)
+        sp = Sparsifier('srste', srste_decay=0.1)
+        sp.compute(model, find_layers(model, min_channels=8))
+        sp.attach(model, [wrapper.optimizer])
+        x = torch.randn(8, 32, generator=torch.Generator().manual_seed(1))
+        for chunk in x.chunk(counts):
+            wrapper.update_params(model(chunk).pow(2).mean())
+        return model[0].weight.detach()
+
+    torch.testing.assert_close(run(2), run(1))

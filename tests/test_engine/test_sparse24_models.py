@@ -1,6 +1,7 @@
 """Sparse24Hook on real OpenMMLab transformers (tiny sizes): every eligible
 weight is 2:4 after training, in the EMA model and after ``--resume``."""
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -35,13 +36,15 @@ CASES = {
 
 # gradual: full 2:4 two iterations after the start (masks freeze then)
 METHOD_ARGS = dict(gradual=dict(ramp_iters=2, recompute_interval=1))
+# cases whose expected layers lie outside the default scope ('backbone')
+SCOPE_ALL = ('mask_rcnn_swin', 'dino', 'upernet_swin')
 
 
-def _run(config, method, work, units, resume_from=None):
+def _run(config, method, work, units, resume_from=None, scope='backbone'):
     hooks = [
         dict(type='Sparse24Hook', method=method, permutation_iters=10,
              start_iter=1,  # after EMAHook's first update
-             **METHOD_ARGS.get(method, {})),
+             scope=scope, **METHOD_ARGS.get(method, {})),
         dict(type='EMAHook', momentum=0.1, priority='NORMAL')
     ]
     return train_demo(config, work, hooks, units, resume_from)
@@ -53,12 +56,18 @@ def test_sparse24_on_model(case, data_cwd, tmp_path, monkeypatch):
     monkeypatch.chdir(data_cwd)
     config, method, expected = CASES[case]
     work = str(tmp_path / 'work')
-    _run(config, method, work, units=2)
+    scope = 'all' if case in SCOPE_ALL else 'backbone'
+    _run(config, method, work, units=2, scope=scope)
     with open(osp.join(work, 'last_checkpoint')) as f:
         last = f.read().strip()
     ckpt = load_checkpoint_file(last)
     layers = ckpt['meta']['gpusq']['sparsity']['layers']
     assert set(expected) <= set(layers)
+    if scope == 'backbone':
+        assert all(n.startswith('backbone.') for n in layers)
+        # patch embeddings (MiT: layers.N.0) and patch merging stay dense
+        patch = r'patch_embed|downsample|layers\.\d+\.0\.proj'
+        assert not any(re.search(patch, n) for n in layers)
     for name in layers:
         assert count_violations(ckpt['state_dict'][name]) == 0, name
         # EMAHook swapped: ema_state_dict holds the raw weights, both 2:4
@@ -71,7 +80,8 @@ def test_sparse24_on_model(case, data_cwd, tmp_path, monkeypatch):
             assert (ema - raw).norm() <= 0.05 * raw.norm(), name
     masks = ckpt['gpusq_sparse24']['masks']
 
-    runner = _run(config, method, work, units=3, resume_from=last)
+    runner = _run(config, method, work, units=3, resume_from=last,
+                  scope=scope)
     hook = next(h for h in runner.hooks if type(h).__name__ == 'Sparse24Hook')
     skipped = [d for d in hook.decisions if not d.eligible]
     assert skipped and all(d.reason for d in skipped)

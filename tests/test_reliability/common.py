@@ -26,8 +26,11 @@ default_hooks = dict(checkpoint=dict(by_epoch=False, interval={interval},
                                      max_keep_ckpts=-1))
 log_processor = dict(by_epoch=False)
 custom_hooks = [
-    dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed']),
-    dict(type='QATHook', start_iter={qat_start}, calib_batches=2),
+    # scope='all': necks and heads too, the most layers to keep identical
+    dict(type='Sparse24Hook', method='magnitude', exclude=[r'patch_embed'],
+         scope='all'),
+    dict(type='QATHook', start_iter={qat_start}, calib_batches=2,
+         scope='all'),
     dict(type='RNGStateHook'),
 ] + {extra!r}
 '''

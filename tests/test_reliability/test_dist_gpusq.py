@@ -63,7 +63,8 @@ def test_dist_masks_scales_and_calibration_reduce(data_cwd, tmp_path):
 
     local = [json.load(open(osp.join(work, f'calib_local_rank{r}.json')))
              for r in (0, 1)]
-    assert local[0].keys() == local[1].keys() and len(local[0]) > 40
+    # scope all: every Linear/Conv2d but patch embedding and patch merging
+    assert local[0].keys() == local[1].keys() and len(local[0]) >= 40
     final = load_checkpoint_file(osp.join(work, f'iter_{MAX_ITERS}.pth'))
     amax = final['state_dict']
     differing = 0

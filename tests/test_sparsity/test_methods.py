@@ -9,6 +9,7 @@ from gpusq_mm.sparsity import (apply_permutation, count_violations,
                                gradual_mask, kept_magnitude, magnitude_mask,
                                search_permutation, srste_weight)
 from gpusq_mm.sparsity.sparsifier import Sparsifier
+from gpusq_mm.sparsity.srste import add_srste_decay
 
 
 def test_gradual_fraction_cubic():
@@ -33,10 +34,13 @@ def test_gradual_mask_prunes_cheapest_groups_first():
 def test_srste_gradient():
     w = torch.tensor([[1.0, -2.0, 3.0, 0.5]], requires_grad=True)
     mask = torch.tensor([[False, True, True, False]])
-    out = srste_weight(w, mask, decay=0.1)
+    out = srste_weight(w, mask)
     assert torch.equal(out.detach(), torch.tensor([[0.0, -2.0, 3.0, 0.0]]))
     out.backward(torch.ones_like(out))
-    # straight-through gradient + decay * (1 - M) * W
+    # straight-through: the pruned weights get the dense gradient
+    assert torch.equal(w.grad, torch.ones_like(w))
+    # the decay is added at the optimizer step, to unscaled gradients
+    add_srste_decay({'w': w}, {'w': mask}, 0.1)
     assert torch.allclose(w.grad, torch.tensor([[1.1, 1.0, 1.0, 1.05]]))
 
 
@@ -103,7 +107,7 @@ def test_srste_forward_uses_sparse_weight_and_trains_dense():
     model = nn.Sequential(nn.Linear(64, 64))
     sp = Sparsifier('srste', srste_decay=0.0)
     sp.compute(model, find_layers(model))
-    sp.attach_srste(model)
+    sp.attach(model)
     dense = model[0].weight.detach().clone()
     x = torch.randn(3, 64)
     expected = nn.functional.linear(x, dense * sp.masks['0.weight'],
@@ -114,5 +118,5 @@ def test_srste_forward_uses_sparse_weight_and_trains_dense():
     out.sum().backward()
     assert (model[0].weight.grad[~sp.masks['0.weight']] != 0).any()
     sp.harden([model])
-    sp.detach_srste()
+    sp.detach()
     assert count_violations(model[0].weight) == 0

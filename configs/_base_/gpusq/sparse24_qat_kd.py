@@ -9,9 +9,14 @@ custom_imports = dict(imports=['gpusq_mm'], allow_failed_imports=False)
 # chosen (the paper gives no schedule): phase S and phase Q take one half
 # each of the fine-tuning schedule
 gpusq_phase_q = 0.5
+# the paper's scope: the backbone's blocks (patch embeddings and patch
+# merging stay dense and float); 'backbone+neck' or 'all' for more
 gpusq_sparse24_hook = dict(type='Sparse24Hook', method='magnitude',
-                           exclude=[r'patch_embed'])
-gpusq_qat_hook = dict(type='QATHook', calib_batches=4, calibrator='max')
+                           scope='backbone')
+# calib_samples=None: 512 training samples for classifiers, 64 for
+# detectors/segmentors, a seeded random subset through the test pipeline
+gpusq_qat_hook = dict(type='QATHook', calib_samples=None, calibrator='max',
+                      scope='backbone')
 # generator states in every checkpoint: --resume continues the exact random
 # stream (keep it when a leaf config overrides custom_hooks)
 gpusq_rng_hook = dict(type='RNGStateHook')

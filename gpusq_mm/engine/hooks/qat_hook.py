@@ -1,22 +1,29 @@
 """QATHook: INT8 quantization-aware training of the student."""
-from typing import Dict, Iterator, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
-from mmengine.dist import all_reduce, get_rank, get_world_size
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
+from gpusq_mm.engine.calib_data import (calibration_batches,
+                                        check_calibration_size,
+                                        default_calib_samples, describe,
+                                        loader_batch_size, plan_calibration)
+from gpusq_mm.engine.qat_report import plan_table, summary_table
 from gpusq_mm.engine.restore import QAT_KEY, restore_quant_structure
 from gpusq_mm.engine.scale_params import add_scale_group, sync_scale_grads
 from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    insert_attention_quantizers,
                                    insert_quantizers, make_scales_learnable,
                                    quant_attention_layers, quant_gemms,
-                                   select_attention, select_quant_layers)
+                                   select_attention, select_quant_layers,
+                                   uncalibrated)
 from gpusq_mm.registry import register_hook
 from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
 from gpusq_mm.utils.rng import isolated_rng
+from gpusq_mm.utils.scope import check_scope, resolve_scope
 
 from .phase_start import PhaseStart
 
@@ -26,12 +33,17 @@ class QATHook(Hook):
     """Insert INT8 fake quantization, calibrate, then train (QAT).
 
     At ``start_iter``/``start_epoch`` the hook swaps the selected
-    Linear/Conv2d layers of the student to fake-quantized ones (symmetric
-    int8, per-output-channel weight ranges, per-tensor activation ranges,
-    zero point 0), runs ``calib_batches`` batches of the training loader
-    through the student in eval mode, reduces the ranges (max) across DDP
-    ranks, freezes them and lets training continue with straight-through
-    gradients. The ranges are buffers of the layers, saved in the state dict;
+    Linear/Conv2d layers of the student in ``scope`` to fake-quantized ones
+    (symmetric int8, per-output-channel weight ranges, per-tensor activation
+    ranges, zero point 0), runs ``calib_samples`` training samples (a
+    seeded random subset, through the test pipeline; see
+    :mod:`gpusq_mm.engine.calib_data`) through the student in eval mode,
+    merges the statistics across DDP ranks (max; histograms summed),
+    freezes the ranges and lets training continue with straight-through
+    gradients. Quantizers that calibration never reached (a forward
+    bypassed by a functional call, a training-only head) stay in float and
+    are listed with the reason in the log and in ``meta['gpusq']['quant']
+    ['float']``. The ranges are buffers of the layers, saved in the state dict;
     on ``--resume`` the layers are re-created in ``after_load_checkpoint``
     (before the state dict loads) so the saved ranges are restored exactly
     and calibration is not repeated.
@@ -50,18 +62,24 @@ class QATHook(Hook):
             Defaults to None (start of training unless ``start_epoch``).
         start_epoch (int | float, optional): Epoch at which QAT starts.
             Defaults to None.
-        calib_batches (int): Training batches used for calibration.
-            Defaults to 4.
+        calib_samples (int, optional): Training samples used for
+            calibration. Defaults to None (512 for classifiers, 64 for
+            detectors and segmentors).
+        calib_batches (int, optional): Deprecated: calibrate on this many
+            training batches' worth of samples. Defaults to None.
         calibrator (str): Activation range statistic: 'max',
             'percentile', 'mse' or 'entropy'. Defaults to 'max'.
         percentile (float): For 'percentile'. Defaults to 99.99.
         weight_bits (int): 8 (W8A8) or 4 (W4A8). Defaults to 8.
-        include (Sequence[str], optional): Regexes of layers to quantize.
-            Defaults to None (all Linear/Conv2d).
+        scope (str): 'backbone' (the paper's choice), 'backbone+neck' or
+            'all'; a model without ``backbone`` uses 'all' (logged).
+            Defaults to 'backbone'.
+        include (Sequence[str], optional): Regexes of layers to quantize
+            (within ``scope``). Defaults to None (all Linear/Conv2d).
         exclude (Sequence[str], optional): Regexes of layers kept in high
             precision. Defaults to None.
-        quant_patch_embed (bool): Quantize the patch embedding.
-            Defaults to False.
+        quant_patch_embed (bool): Quantize the patch embeddings and patch
+            merging layers. Defaults to False.
         quant_attention (bool | dict): Also quantize the two attention
             matmuls (q·kᵀ and attn·v) of Swin window attention and
             multi-head attention; a dict gives ``include``/``exclude``
@@ -81,10 +99,12 @@ class QATHook(Hook):
     def __init__(self,
                  start_iter: Optional[Union[int, float]] = None,
                  start_epoch: Optional[Union[int, float]] = None,
-                 calib_batches: int = 4,
+                 calib_samples: Optional[int] = None,
+                 calib_batches: Optional[int] = None,
                  calibrator: str = 'max',
                  percentile: float = 99.99,
                  weight_bits: int = 8,
+                 scope: str = 'backbone',
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
                  quant_patch_embed: bool = False,
@@ -100,9 +120,8 @@ class QATHook(Hook):
         if weight_bits not in (4, 8):
             raise ValueError(f'QATHook: weight_bits must be 8 or 4, got '
                              f'{weight_bits!r}')
-        if not isinstance(calib_batches, int) or calib_batches < 1:
-            raise ValueError(f'QATHook: calib_batches must be a positive '
-                             f'int, got {calib_batches!r}')
+        check_calibration_size(calib_samples, calib_batches)
+        check_scope(scope, 'QATHook')
         if isinstance(quant_attention, dict):
             unknown = set(quant_attention) - {'include', 'exclude'}
             if unknown:
@@ -116,7 +135,9 @@ class QATHook(Hook):
             raise ValueError(f'QATHook: scale_lr must be positive, got '
                              f'{scale_lr!r}')
         self.start = PhaseStart('QATHook', start_iter, start_epoch)
+        self.calib_samples = calib_samples
         self.calib_batches = calib_batches
+        self.scope = scope
         self.calibrator = calibrator
         self.percentile = percentile
         self.weight_bits = weight_bits
@@ -131,6 +152,7 @@ class QATHook(Hook):
     # ----------------------------------------------------------- stages
     def before_train(self, runner) -> None:
         self.start.check_within(runner)
+        self._log_plan(runner)
         if self.started:  # restored by after_load_checkpoint
             enable_quant(get_student(runner.model))
         elif self.start.due(runner):
@@ -155,7 +177,8 @@ class QATHook(Hook):
         update_gpusq_meta(
             checkpoint, 'quant',
             dict(scheme=scheme, calibrator=self.calibrator, layers=layers,
-                 attention=attention,
+                 attention=attention, scope=self.scope,
+                 float=uncalibrated(student),
                  scales='learnable' if self.learnable_scales else 'frozen'),
             phase='Q')
 
@@ -176,8 +199,7 @@ class QATHook(Hook):
     # ----------------------------------------------------------- helpers
     def _start(self, runner) -> None:
         student = get_student(runner.model)
-        decisions = select_quant_layers(student, self.include, self.exclude,
-                                        self.quant_patch_embed)
+        decisions = self._select(student)
         insert_quantizers(student, decisions, self.weight_bits)
         attention = {}
         if self.quant_attention:
@@ -188,19 +210,50 @@ class QATHook(Hook):
         model = unwrap_model(runner.model)
         # seeded, isolated generators: the same calibration wherever a
         # (resumed) run starts it, and the training stream is untouched
+        calib = plan_calibration(runner, self._num_samples(runner, student),
+                                 runner.seed or 0)
         with isolated_rng(runner.seed or 0):
-            amax = calibrate(student, self._forward_loop(runner, model),
+            amax = calibrate(student, self._forward_loop(runner, model, calib),
                              self.calibrator, reduce_fn=_all_reduce_max,
-                             percentile=self.percentile)
+                             percentile=self.percentile,
+                             sum_fn=_all_reduce_sum)
         self.started = True
         if self.learnable_scales:
             self._train_scales(runner, make_scales_learnable(student))
-        self._log_summary(runner, decisions, attention, amax)
+        print_log(f'QATHook: calibrated on {describe(calib)}',
+                  logger='current')
+        self._log_summary(runner, decisions, attention, amax,
+                          uncalibrated(student))
         # phase Q begins: let the model react (the distiller freezes φ)
         if hasattr(model, 'on_phase_change'):
             model.on_phase_change('Q')
 
-    def _forward_loop(self, runner, model: nn.Module):
+    def _select(self, student: nn.Module) -> Dict[str, str]:
+        """Layer decisions (``scope`` resolved in ``before_train``)."""
+        return select_quant_layers(student, self.include, self.exclude,
+                                   self.quant_patch_embed, self.scope)
+
+    def _log_plan(self, runner) -> None:
+        """Before training: the scope, and which layers phase Q will
+        quantize."""
+        student = get_student(runner.model)
+        self.scope, note = resolve_scope(student, self.scope)
+        if note:
+            print_log(f'QATHook: {note}', logger='current')
+        if self.started:
+            return
+        print_log(plan_table(self._select(student), self.scope),
+                  logger='current')
+
+    def _num_samples(self, runner, student: nn.Module) -> int:
+        if self.calib_samples is not None:
+            return self.calib_samples
+        if self.calib_batches is not None:
+            return self.calib_batches * loader_batch_size(
+                runner.train_dataloader)
+        return default_calib_samples(student)
+
+    def _forward_loop(self, runner, model: nn.Module, calib):
         loader = runner.train_dataloader
         preprocessor = model.data_preprocessor
 
@@ -208,11 +261,11 @@ class QATHook(Hook):
             was_training = student.training
             student.eval()
             try:
-                for batch in _calibration_batches(loader,
-                                                  self.calib_batches):
-                    # training-mode preprocessing: same padding and
-                    # batch shapes as the training batches
-                    data = preprocessor(batch, True)
+                for batch in calibration_batches(
+                        calib, loader.dataset, loader.collate_fn,
+                        loader_batch_size(loader)):
+                    # test-mode preprocessing: no batch augmentation
+                    data = preprocessor(batch, False)
                     student(**data, mode='tensor')
             finally:
                 student.train(was_training)
@@ -226,58 +279,12 @@ class QATHook(Hook):
                   f"(lr {group['lr']:.3g}, no weight decay)", logger='current')
 
     def _log_summary(self, runner, decisions: Dict[str, str],
-                     attention: Dict[str, str],
-                     amax: Dict[str, float]) -> None:
-        quantized = sum(1 for r in decisions.values() if not r)
-        lines = [f'QATHook: {quantized} layers and '
-                 f'{sum(1 for r in attention.values() if not r)} attention '
-                 f'modules fake-quantized (int8 activations, '
-                 f'int{self.weight_bits} weights, {self.calibrator} '
-                 f'calibration on {self.calib_batches} batches) at iter '
-                 f'{runner.iter}']
-        for name, reason in decisions.items():
-            lines.append(f'  {name:<60} {_status(name, reason, amax)}')
-        for name, reason in attention.items():
-            if reason:
-                lines.append(f'  {name:<60} matmuls float: {reason}')
-                continue
-            ranges = ' '.join(
-                f'{op}={amax[f"{name}.matmul_quantizers.{op}"]:.4g}'
-                for op in ('q', 'k', 'p', 'v'))
-            lines.append(f'  {name:<60} matmul amax {ranges}')
-        print_log('\n'.join(lines), logger='current')
-
-
-def _status(name: str, reason: str, amax: Dict[str, float]) -> str:
-    """One layer's line of the QAT summary."""
-    if reason:
-        return f'float: {reason}'
-    if name in amax:
-        return f'input amax={amax[name]:.4g}'
-    # nn.MultiheadAttention: the query/key/value inputs of its projections
-    ranges = ' '.join(f'{op}={amax[f"{name}.in_proj_quantizers.{op}"]:.4g}'
-                      for op in ('q', 'k', 'v'))
-    return f'in_proj input amax {ranges}'
-
-
-def _calibration_batches(loader, num_batches: int) -> Iterator:
-    """The first ``num_batches`` batches of this rank's share of the
-    training set, built from the dataset and the loader's collate function.
-
-    The training loader itself is not iterated: its sampler may be a shared
-    infinite generator (``InfiniteSampler``) that a second iterator would
-    disturb, and calibration must not change the training data order.
-    """
-    dataset = loader.dataset
-    size = loader.batch_size or 1
-    indices = list(range(get_rank(), len(dataset), get_world_size()))
-    indices = indices[:num_batches * size]
-    if not indices:
-        raise ValueError('QATHook: the training set is empty; calibration '
-                         'needs data')
-    for start in range(0, len(indices), size):
-        yield loader.collate_fn(
-            [dataset[i] for i in indices[start:start + size]])
+                     attention: Dict[str, str], amax: Dict[str, float],
+                     unseen: Dict[str, str]) -> None:
+        header = (f'int8 activations, int{self.weight_bits} weights, '
+                  f'{self.calibrator} calibration, at iter {runner.iter}')
+        print_log(summary_table(header, decisions, attention, amax, unseen),
+                  logger='current')
 
 
 def _training(runner) -> bool:
@@ -286,6 +293,11 @@ def _training(runner) -> bool:
     return isinstance(runner.optim_wrapper, OptimWrapper)
 
 
-def _all_reduce_max(amax: torch.Tensor) -> None:
+def _all_reduce_max(tensor: torch.Tensor) -> None:
     if get_world_size() > 1:
-        all_reduce(amax, op='max')
+        all_reduce(tensor, op='max')
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> None:
+    if get_world_size() > 1:
+        all_reduce(tensor, op='sum')

@@ -12,6 +12,7 @@ from gpusq_mm.registry import register_hook
 from gpusq_mm.sparsity import LayerDecision, find_layers
 from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
 from gpusq_mm.utils import get_student, student_prefix, update_gpusq_meta
+from gpusq_mm.utils.scope import check_scope, resolve_scope
 
 from .phase_start import PhaseStart
 
@@ -22,14 +23,20 @@ CKPT_KEY = 'gpusq_sparse24'
 class Sparse24Hook(Hook):
     """Apply 2:4 fine-grained structured sparsity during training.
 
-    Masks are computed on every eligible weight of the student (Linear,
-    Conv2d and attention input projections; see
+    Masks are computed on every eligible weight of the student in
+    ``scope`` (Linear, Conv2d and attention input projections; see
     :func:`gpusq_mm.sparsity.find_layers`) when the schedule reaches
     ``start_iter``/``start_epoch``, enforced after every training iteration
     (also in ``EMAHook``'s averaged copy), broadcast from rank 0 so every DDP
     rank holds the same masks, stored in checkpoints and restored before the
     weights load on ``--resume``. Inside ``MixedKDDistiller`` only the
-    student is pruned.
+    student is pruned. Training is ASP-style: gradients of pruned weights
+    are zeroed as autograd produces them (before ``clip_grad`` and the
+    optimizer step, AMP-safe), the optimizer moments of pruned weights are
+    reset when masks are computed, ``permutation`` permutes the optimizer
+    state with the weights; ``srste`` keeps dense gradients and adds its
+    decay in an optimizer step pre-hook (see
+    :class:`gpusq_mm.sparsity.sparsifier.Sparsifier`).
 
     Note:
         The priority is ``'ABOVE_NORMAL'`` so that masks are re-applied in
@@ -45,8 +52,14 @@ class Sparse24Hook(Hook):
             Defaults to None (start of training unless ``start_epoch``).
         start_epoch (int | float, optional): Epoch at which masks are computed
             (epoch-based loops). Defaults to None.
+        scope (str): 'backbone' (the paper's choice), 'backbone+neck' or
+            'all'; a model without ``backbone`` uses 'all' (logged).
+            Defaults to 'backbone'.
+        prune_patch_embed (bool): Also prune patch embeddings and patch
+            merging layers. Defaults to False.
         include (Sequence[str], optional): Regexes of parameter paths to
-            prune; None prunes every eligible weight. Defaults to None.
+            prune (within ``scope``); None prunes every eligible weight.
+            Defaults to None.
         exclude (Sequence[str], optional): Regexes of parameter paths to
             keep dense. Defaults to None.
         min_channels (int): Smallest channel count worth pruning.
@@ -61,7 +74,7 @@ class Sparse24Hook(Hook):
 
     Examples:
         >>> custom_hooks = [dict(type='Sparse24Hook', method='permutation',
-        ...                      exclude=[r'patch_embed'])]
+        ...                      scope='backbone+neck')]
     """
 
     priority = 'ABOVE_NORMAL'
@@ -70,6 +83,8 @@ class Sparse24Hook(Hook):
                  method: str = 'magnitude',
                  start_iter: Optional[Union[int, float]] = None,
                  start_epoch: Optional[Union[int, float]] = None,
+                 scope: str = 'backbone',
+                 prune_patch_embed: bool = False,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
                  min_channels: int = 32,
@@ -87,7 +102,10 @@ class Sparse24Hook(Hook):
                                       or value < 1):
                 raise ValueError(f'Sparse24Hook: {name} must be a positive '
                                  f'int, got {value!r}')
+        check_scope(scope, 'Sparse24Hook')
         self.start = PhaseStart('Sparse24Hook', start_iter, start_epoch)
+        self.scope = scope
+        self.prune_patch_embed = prune_patch_embed
         self.sparsifier = Sparsifier(method, recompute_interval, ramp_iters,
                                      srste_decay, permutation_iters)
         self.include = list(include) if include else None
@@ -107,12 +125,17 @@ class Sparse24Hook(Hook):
     def before_train(self, runner) -> None:
         self.start.check_within(runner)
         student = get_student(runner.model)
+        self.scope, note = resolve_scope(student, self.scope)
+        if note:
+            print_log(f'Sparse24Hook: {note}', logger='current')
         self.decisions = find_layers(student, self.include, self.exclude,
-                                     self.min_channels)
+                                     self.min_channels, self.scope,
+                                     not self.prune_patch_embed)
         if self.log_table:
             self._log_table()
         if self.started_at is not None:  # restored by after_load_checkpoint
             self._restore_dense(student)
+            self.sparsifier.attach(student, _optimizers(runner))
             self._enforce(runner)
         elif self.start.due(runner):
             self._begin(runner)
@@ -133,7 +156,7 @@ class Sparse24Hook(Hook):
 
     def after_train(self, runner) -> None:
         if self.started_at is not None:
-            self.sparsifier.detach_srste()
+            self.sparsifier.detach()
             self.sparsifier.harden(self._targets(runner))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -157,6 +180,7 @@ class Sparse24Hook(Hook):
         update_gpusq_meta(
             checkpoint, 'sparsity',
             dict(pattern='2:4', method=self.sparsifier.method,
+                 scope=self.scope,
                  complete=self.sparsifier.method != 'gradual'
                  or self.sparsifier.frozen,
                  layers=sorted(self.masks)), phase='S')
@@ -181,15 +205,15 @@ class Sparse24Hook(Hook):
         if self.sparsifier.method == 'permutation':
             # averaged copies (EMAHook) are permuted alike
             gains = self.sparsifier.permute(self._targets(runner),
-                                            self.decisions)
+                                            self.decisions,
+                                            _optimizers(runner))
             print_log(f'Sparse24Hook: permuted {len(gains)} feed-forward '
                       'blocks; kept magnitude +'
                       f'{sum(gains.values()) / max(len(gains), 1):.4f} on '
                       'average', logger='current')
         self.started_at = runner.iter
         self._compute(runner, 0)
-        if self.sparsifier.method == 'srste':
-            self.sparsifier.attach_srste(student)
+        self.sparsifier.attach(student, _optimizers(runner))
         self._enforce(runner)
 
     def _compute(self, runner, step: int) -> None:
@@ -200,6 +224,9 @@ class Sparse24Hook(Hook):
                 as_int = mask.to(torch.uint8)
                 broadcast(as_int, src=0)
                 self.masks[name] = as_int.to(torch.bool)
+        # moments of newly pruned weights would move them again
+        self.sparsifier.reset_state(get_student(runner.model),
+                                    _optimizers(runner))
         kept_mean = sum(kept.values()) / max(len(kept), 1)
         pruned = sum(int((~m).sum()) for m in self.masks.values())
         total = sum(m.numel() for m in self.masks.values())
@@ -223,8 +250,6 @@ class Sparse24Hook(Hook):
                 for name, value in self._dense.items():
                     params[name].copy_(value)
             self._dense = {}
-        if self.sparsifier.method == 'srste':
-            self.sparsifier.attach_srste(student)
 
     @staticmethod
     def _targets(runner) -> List[nn.Module]:
@@ -243,10 +268,22 @@ class Sparse24Hook(Hook):
     def _log_table(self) -> None:
         eligible = [d for d in self.decisions if d.eligible]
         lines = [f'Sparse24Hook: {len(eligible)} of {len(self.decisions)} '
-                 'GEMM/conv weights eligible for 2:4']
+                 f"GEMM/conv weights eligible for 2:4 (scope '{self.scope}')"]
         for d in self.decisions:
             status = 'prune' if d.eligible else f'skip: {d.reason}'
             lines.append(f'  {d.name:<64} {d.kind:<18} '
                          f'{str(d.shape):<22} {status}')
         print_log('\n'.join(lines), logger='current')
 
+
+
+def _optimizers(runner) -> List[torch.optim.Optimizer]:
+    """The torch optimizers of ``runner`` (none before they are built, e.g.
+    when only testing)."""
+    wrapper = getattr(runner, 'optim_wrapper', None)
+    wrappers = getattr(wrapper, 'optim_wrappers', None)
+    wrappers = list(wrappers.values()) if isinstance(wrappers, dict) \
+        else [wrapper]
+    return [w.optimizer for w in wrappers
+            if isinstance(getattr(w, 'optimizer', None),
+                          torch.optim.Optimizer)]
