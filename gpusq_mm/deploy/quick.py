@@ -34,7 +34,10 @@ def quick_gpusq(model: nn.Module, calib_inputs: Sequence[Tensor],
     model.eval()
     params = dict(model.named_parameters())
     masks = {}
-    for decision in find_layers(model, exclude=list(exclude)):
+    # patch embeddings / patch merging stay dense and float, as the hooks'
+    # defaults keep them
+    for decision in find_layers(model, exclude=list(exclude),
+                                keep_patch_layers=True):
         if decision.eligible:
             weight = params[decision.name]
             masks[decision.name] = magnitude_mask(weight)

@@ -154,9 +154,13 @@ def test_parity_fake_quantized(coco, tmp_path):
                              'InstanceSegmentation', score_threshold=0.0,
                              keep_top_k=20)
     # random weights + rounding: another seed (2, 3) can put two top
-    # detections within one quantization step of a flip
+    # detections within one quantization step of a flip; with the patch
+    # merging layers float (the default since scope/patch rules), seeds 0
+    # and 1 had one such flip each: this test is about tracing fake
+    # quantization, so it quantizes them too (seeds 0 and 1 pass)
     model = build(exporter)
-    insert_quantizers(model, select_quant_layers(model))
+    insert_quantizers(model, select_quant_layers(model,
+                                                 quant_patch_embed=True))
     inputs, meta = exporter.load_image(f'{coco}/val/000002.jpg')
     calibrate(model, lambda m: m.predict(
         inputs, copy.deepcopy(meta['data_samples'])))
