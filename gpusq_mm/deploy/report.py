@@ -67,6 +67,10 @@ def write_report(work_dir: str, report: dict) -> None:
         f.write(markdown(report))
 
 
+def _summary(parity: dict) -> dict:
+    return {k: v for k, v in parity.items() if k not in ('passed', 'graphs')}
+
+
 def _parity_lines(parity: dict) -> List[str]:
     """Per-graph, per-image parity verdicts."""
     lines = []
@@ -101,7 +105,7 @@ def markdown(report: dict) -> str:
         f"- sizes: {json.dumps(report.get('sizes', {}))}",
         f"- parity (ONNX Runtime vs PyTorch): "
         f"{'PASSED' if parity.get('passed') else 'FAILED'} "
-        f"{json.dumps({k: v for k, v in parity.items() if k not in ('passed', 'graphs')})}",
+        f"{json.dumps(_summary(parity))}",
         *_parity_lines(parity),
         f"- engine: {json.dumps(report.get('engine', {}))}",
         f"- build script: `{report.get('build_script')}`", '',

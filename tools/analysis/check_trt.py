@@ -194,7 +194,8 @@ def print_task(task: str, result: dict) -> None:
               f'{len(r["sparse_tactic_layers"])}')
         for name in sparsity.get('eligible', []):
             picked = name in sparsity.get('picked', [])
-            print(f'  eligible: {name}{"  -> sparse kernel" if picked else ""}')
+            mark = '  -> sparse kernel' if picked else ''
+            print(f'  eligible: {name}{mark}')
         print('  | layer | type | precision | sparse | tactic |')
         print('  |---|---|---|---|---|')
         for row in r['layers']:

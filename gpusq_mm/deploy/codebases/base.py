@@ -135,7 +135,8 @@ class BaseExporter:
         from mmengine.registry import MODELS, DefaultScope
         read_image_checked(path)
         with DefaultScope.overwrite_default_scope(self.scope):
-            data = Compose(inference_steps(self.model_cfg))(dict(img_path=path))
+            pipeline = Compose(inference_steps(self.model_cfg))
+            data = pipeline(dict(img_path=path))
             preprocessor = dict(task_model_dict(self.model_cfg).get(
                 'data_preprocessor') or {})
             preprocessor.setdefault('type', self.preprocessor_type)
