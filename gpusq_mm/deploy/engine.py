@@ -124,8 +124,17 @@ def sparse_layers_from_log(lines: List[str]) -> Dict[str, List[str]]:
 
 
 def build_engine(onnx_path: str, engine_path: str,
-                 deploy_cfg: Config) -> Optional[dict]:
+                 deploy_cfg: Config,
+                 layer_info_path: Optional[str] = None) -> Optional[dict]:
     """Build a strongly typed engine with sparse weights (TensorRT >= 10).
+
+    Args:
+        onnx_path (str): The Q/DQ ONNX file.
+        engine_path (str): Where to write the serialized engine.
+        deploy_cfg (Config): Deploy config (input shapes).
+        layer_info_path (str, optional): Also write the engine inspector's
+            per-layer JSON there (what ``trtexec --exportLayerInfo``
+            writes). Defaults to None.
 
     Returns:
         dict: Engine facts (size, sparse layers eligible/picked, INT8
@@ -171,6 +180,9 @@ def build_engine(onnx_path: str, engine_path: str,
     engine = trt.Runtime(logger).deserialize_cuda_engine(blob)
     info = json.loads(engine.create_engine_inspector().get_engine_information(
         trt.LayerInformationFormat.JSON))
+    if layer_info_path:
+        with open(layer_info_path, 'w') as f:
+            json.dump(info, f, indent=1)
     facts = engine_facts(info, logger.lines)
     return dict(size_bytes=osp.getsize(engine_path),
                 tensorrt=trt.__version__, **facts)

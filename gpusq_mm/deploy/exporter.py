@@ -80,7 +80,11 @@ def ort_session(path, threads: int = 0, optimized_path: str = '',
 
 def run_ort(path: str, inputs: Tensor, threads: int = 0) -> List[np.ndarray]:
     """Run ``path`` on ``inputs`` with ONNX Runtime (CPU)."""
-    sess = ort_session(path, threads)
+    return run_session(ort_session(path, threads), inputs)
+
+
+def run_session(sess, inputs: Tensor) -> List[np.ndarray]:
+    """Run an open ONNX Runtime session on ``inputs`` (its first input)."""
     name = sess.get_inputs()[0].name
     return sess.run(None, {name: inputs.detach().cpu().numpy()})
 

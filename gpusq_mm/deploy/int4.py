@@ -14,6 +14,7 @@ only int8 Q/DQ into integer GEMMs, and TensorRT's INT4 is weight-only
 deploy step keeps the int8 file as the one to run and this one as the
 compact artefact.
 """
+import os.path as osp
 from typing import Dict, Sequence
 
 import numpy as np
@@ -92,8 +93,6 @@ def write_int4_onnx(src: str, dst: str, initializers: Sequence[str]) -> dict:
         dict: ``onnx`` (path), ``int4_initializers`` (count),
         ``bytes`` and ``int8_file_bytes``.
     """
-    import os.path as osp
-
     import onnx
     model = to_int4(onnx.load(src), initializers)
     onnx.save(model, dst)

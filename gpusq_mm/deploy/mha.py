@@ -16,6 +16,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from gpusq_mm.quantization.attention_mha import IN_PROJ
+
 from .layers import ExportLinear
 
 PROJECTIONS = ('q_proj', 'k_proj', 'v_proj')
@@ -36,7 +38,7 @@ def projection_bits(mha: nn.MultiheadAttention) -> Dict[str, Optional[int]]:
     quantizers = mha._modules.get('in_proj_quantizers')
     return {name: mha.weight_bits if quantizers is not None and
             quantizers[op].quant_state == 'quant' else None
-            for name, op in zip(PROJECTIONS, 'qkv')}
+            for name, op in zip(PROJECTIONS, IN_PROJ)}
 
 
 def _projection(weight: Tensor, bias: Optional[Tensor],
@@ -73,7 +75,7 @@ class ExportMultiheadAttention(nn.Module):
         for i, (name, weight, bias) in enumerate(
                 zip(PROJECTIONS, weights, biases)):
             setattr(self, name, _projection(weight, bias, bits[name], mha, i,
-                                            'qkv'[i]))
+                                            IN_PROJ[i]))
         self.out_proj = out_proj
         # attention-matmul quantizers (QATHook quant_attention=True); the
         # deploy step turns them into Q/DQ after this module is built

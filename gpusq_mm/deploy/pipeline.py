@@ -4,6 +4,7 @@ import logging
 import os
 import os.path as osp
 import time
+from functools import partial
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -12,13 +13,13 @@ from mmengine.config import Config
 from .codebases import build_exporter
 from .engine import (build_engine, engine_unavailable_reason, input_shapes,
                      write_build_script)
-from .exporter import export_onnx, run_ort, run_torch
+from .exporter import export_onnx, ort_session, run_session, run_torch
+from .int4 import write_int4_onnx
 from .loader import load_deploy_model
 from .ort_lowering import lower_file, lowering_counts, max_rel_diff
 from .parity import check_graphs, dataset_images, image_variants, parity_rule
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
-from .int4 import write_int4_onnx
 from .verify import (gemm_weights, verify_qdq, verify_sparse, weight_facts,
                      weight_initializers)
 
@@ -218,32 +219,37 @@ class DeployPipeline:
         rule = parity_rule(self.deploy_cfg, self.exporter.scope)
         images = self._parity_images(rule['num_images'])
         reference = self.reference.to(self.device)
-        graphs = {osp.basename(self.onnx_path):
-                  lambda x: run_ort(self.onnx_path, x)}
-        if self.ort_path != self.onnx_path:
-            graphs[osp.basename(self.ort_path)] = \
-                lambda x: run_ort(self.ort_path, x)
-        first = {}
+        qdq_name, ort_name = (osp.basename(p) for p in (self.onnx_path,
+                                                         self.ort_path))
+        # one session per graph for all images; the first image's outputs
+        # are kept for the report and --show
+        sessions = {osp.basename(p): ort_session(p)
+                    for p in {self.onnx_path, self.ort_path}}
+        first: dict = {}
 
-        def load(path: str):
-            inputs = self.exporter.load_image(path)[0]
-            first.setdefault('inputs', inputs)
-            return inputs
+        def keep_first(name: str, run: Callable) -> Callable:
+            def wrapped(inputs):
+                outputs = run(inputs)
+                first.setdefault(name, outputs)
+                return outputs
+            return wrapped
 
         results = check_graphs(
-            images, load, lambda x: run_torch(reference, x.to(self.device)),
-            graphs, self.exporter.compare, rule['min_pass_fraction'])
-        top = dict(results[osp.basename(self.onnx_path)]['images'][0])
+            images, lambda path: self.exporter.load_image(path)[0],
+            keep_first('torch', lambda x: run_torch(reference,
+                                                    x.to(self.device))),
+            {name: keep_first(name, partial(run_session, sess))
+             for name, sess in sorted(sessions.items())},
+            self.exporter.compare, rule['min_pass_fraction'])
+        top = dict(results[qdq_name]['images'][0])
         top.pop('image')
         self.report['parity'] = dict(
             top, passed=all(r['passed'] for r in results.values()),
             rule=rule, graphs=results)
-        inputs = first['inputs']
-        ref = run_torch(reference, inputs.to(self.device))
-        got = run_ort(self.onnx_path, inputs)
+        ref, got = first['torch'], first[qdq_name]
         self.outputs = dict(torch=ref, onnxruntime=got)
-        if self.ort_path != self.onnx_path:
-            lowered = run_ort(self.ort_path, inputs)
+        if ort_name != qdq_name:
+            lowered = first[ort_name]
             self.report['ort_lowering'].update(
                 vs_qdq=self.exporter.compare(got, lowered),
                 vs_torch=self.exporter.compare(ref, lowered),

@@ -149,11 +149,11 @@ _PASS_THROUGH = ('Transpose', 'Cast', 'Reshape', 'Identity', 'Unsqueeze')
 
 
 def _is_24(array: np.ndarray, axis: int) -> bool:
-    moved = np.moveaxis(array, axis, -1)
-    if moved.shape[-1] % 4:
-        return False
-    groups = (moved.reshape(-1, 4) != 0).sum(-1)
-    return bool(groups.size) and int(groups.max()) <= 2
+    """Whether ``array`` is 2:4 along ``axis`` (rows of that axis, checked
+    by :func:`gpusq_mm.sparsity.count_violations`)."""
+    rows = np.moveaxis(array, axis, -1).reshape(-1, array.shape[axis])
+    return rows.shape[1] % 4 == 0 and count_violations(
+        torch.from_numpy(np.ascontiguousarray(rows))) == 0
 
 
 def gemm_weights(model) -> List[dict]:

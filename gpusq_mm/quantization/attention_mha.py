@@ -176,12 +176,11 @@ class QuantMHAMixin:
 def add_in_proj_quantizers(module: nn.MultiheadAttention,
                            weight_bits: int) -> None:
     """Give a :class:`QuantMHAMixin` module its input-projection
-    quantizers and weight ranges (no-op if it has them)."""
+    quantizers and weight ranges (no-op if it has them; the caller,
+    :func:`~.attention.quantize_mha_gemms`, checks :func:`mha_gemm_reason`
+    first)."""
     if 'in_proj_quantizers' in module._modules:
         return
-    reason = mha_gemm_reason(module)
-    if reason:
-        raise TypeError(f'cannot quantize the input projections of {reason}')
     device = module.in_proj_weight.device
     module.in_proj_quantizers = nn.ModuleDict(
         {name: TensorQuantizer().to(device) for name in IN_PROJ})

@@ -23,7 +23,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 MIN_TRT_MAJOR = 10
 MIN_CAPABILITY = (8, 0)  # Ampere: sparse tensor cores
@@ -142,7 +142,7 @@ def time_engine(path: str, shape: List[int], iters: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def check_task(task_dir: str, out_dir: str, iters: int) -> Optional[dict]:
+def check_task(task_dir: str, out_dir: str, iters: int) -> dict:
     """Build and time the two engines of one demo task."""
     import onnx
     from onnx import version_converter
@@ -165,17 +165,10 @@ def check_task(task_dir: str, out_dir: str, iters: int) -> Optional[dict]:
         graph = osp.join(out_dir, f'{label}.onnx')
         onnx.save(model, graph)
         engine = osp.join(out_dir, f'{label}.engine')
-        facts = build_engine(graph, engine, cfg)
         info_path = osp.join(out_dir, f'{label}.layers.json')
-        import tensorrt as trt
-        with open(engine, 'rb') as f:
-            runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-            inspector = runtime.deserialize_cuda_engine(
-                f.read()).create_engine_inspector()
-        info = json.loads(inspector.get_engine_information(
-            trt.LayerInformationFormat.JSON))
-        with open(info_path, 'w') as f:
-            json.dump(info, f, indent=1)
+        facts = build_engine(graph, engine, cfg, layer_info_path=info_path)
+        with open(info_path) as f:
+            info = json.load(f)
         result[label] = dict(facts, layers=layer_rows(info),
                              median_ms=time_engine(engine, shape, iters))
     result['speedup'] = (result['dense_fp16']['median_ms'] /

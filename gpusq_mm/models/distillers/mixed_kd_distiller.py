@@ -21,7 +21,6 @@ from .feature_pairs import PhiWeights, build_pairs
 from .logit_taps import LogitTaps
 from .pseudo_labels import pseudo_label
 from gpusq_mm.registry import register_model
-from gpusq_mm.utils.checkpoint import CheckpointUnreachableError
 from gpusq_mm.utils.state_checks import check_state_dict_fits
 
 # the paper's weights: L = α·L_hard + β·L_soft + γ·L_feat, α=1, β=10, γ=5;
@@ -158,14 +157,9 @@ class MixedKDDistiller(BaseModel):
             raise FileNotFoundError(
                 f'MixedKDDistiller: teacher_ckpt {ckpt!r} does not exist; '
                 'train the dense model first or fix the path')
-        try:
-            checkpoint = _load_checkpoint(ckpt, map_location='cpu')
-        except CheckpointUnreachableError as err:
-            raise CheckpointUnreachableError(
-                f'MixedKDDistiller: teacher_ckpt {ckpt!r} is unreachable '
-                f'({err.__cause__ or err}); download it elsewhere and pass '
-                'the local file: --cfg-options model.teacher_ckpt=PATH'
-            ) from err
+        # an unreachable URL raises CheckpointUnreachableError (the safe
+        # loader's http scheme), whose message names model.teacher_ckpt
+        checkpoint = _load_checkpoint(ckpt, map_location='cpu')
         weights = checkpoint.get('state_dict', checkpoint)
         check_state_dict_fits(
             self.teacher, {k[7:] if k.startswith('module.') else k: v
