@@ -58,12 +58,13 @@ class DemoTask:
                      f'test_evaluator.ann_file={ann}']
         return opts
 
-    def schedule_opts(self, units: int, ckpt_every: int) -> List[str]:
+    def schedule_opts(self, units: int, ckpt_every: int,
+                      seed: int = 0) -> List[str]:
         """Seed, length of training, end of the main LR scheduler (the
         second one, after warm-up, in every demo config) and checkpoint
         interval."""
         key = 'max_epochs' if self.by_epoch else 'max_iters'
-        return ['randomness.seed=0', f'train_cfg.{key}={units}',
+        return [f'randomness.seed={seed}', f'train_cfg.{key}={units}',
                 f'train_cfg.val_interval={units}',
                 f'param_scheduler.1.end={units}',
                 f'default_hooks.checkpoint.interval={ckpt_every}']

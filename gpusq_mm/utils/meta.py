@@ -33,3 +33,14 @@ def update_gpusq_meta(checkpoint: dict, key: str, value: Any,
     if order.get(phase, 0) >= order.get(gpusq.get('phase', 'dense'), 0):
         gpusq['phase'] = phase
     gpusq['versions'] = versions()
+
+
+def update_distill_meta(checkpoint: dict, model) -> None:
+    """Write ``meta['gpusq']['distill']`` when ``model`` (a runner's model,
+    possibly DDP-wrapped) is a distiller that describes itself
+    (``gpusq_meta()``: feature pairs, φ, stage-2 teacher)."""
+    model = getattr(model, 'module', model)
+    describe = getattr(model, 'gpusq_meta', None)
+    if callable(describe):
+        gpusq = checkpoint.setdefault('meta', {}).setdefault('gpusq', {})
+        gpusq['distill'] = describe()

@@ -16,15 +16,17 @@ from tests.utils import DEMO_CONFIGS
 CASES = {
     'mmdet': ('mask_rcnn_swin_tiny_gpusq.py',
               {'distill.loss_logits_rpn_head_rpn_cls',
-               'distill.loss_logits_roi_cls', 'distill.loss_feat_backbone',
-               'distill.loss_feat_neck', 'student.loss_cls',
+               'distill.loss_logits_roi_cls', 'distill.loss_feat_backbone_2',
+               'distill.loss_feat_backbone_3', 'student.loss_cls',
                'student.loss_mask'}),
     'mmseg': ('segformer_tiny_gpusq.py',
               {'distill.loss_logits_decode_head_conv_seg',
-               'distill.loss_feat_backbone', 'student.decode.loss_ce'}),
+               'distill.loss_feat_backbone_2', 'distill.loss_feat_backbone_3',
+               'student.decode.loss_ce'}),
     'mmpretrain': ('deit_tiny_gpusq.py',
                    {'distill.loss_logits_head_layers_head',
-                    'distill.loss_feat_backbone', 'student.loss'}),
+                    'distill.loss_feat_backbone_layers_2',
+                    'distill.loss_feat_backbone_layers_3', 'student.loss'}),
 }
 
 

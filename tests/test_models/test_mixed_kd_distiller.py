@@ -31,7 +31,8 @@ def _batch(model, n=2):
 
 def test_roles_and_loss_keys():
     with pytest.warns(UserWarning, match='teacher_ckpt is None'):
-        model = _build(distill=dict(feature_gating=False))
+        model = _build(distill=dict(feature_gating=False,
+                                    features=['backbone']))
     assert model.student is model.architecture
     assert model.data_preprocessor is model.architecture.data_preprocessor
     assert not any(p.requires_grad for p in model.teacher.parameters())
@@ -129,7 +130,8 @@ def test_plain_task_checkpoint_initialises_student(tmp_path):
 def test_feature_gating_and_phi():
     from gpusq_mm.models.distillers.feature_pairs import PhiWeights
     with pytest.warns(UserWarning):
-        model = _build()  # 'auto': gated for a classifier
+        # feature_gating 'auto': gated for a classifier
+        model = _build(distill=dict(features=['backbone']))
     model.train()
     data = _batch(model, n=4)
     with torch.no_grad():

@@ -22,6 +22,7 @@ from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    uncalibrated)
 from gpusq_mm.registry import register_hook
 from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
+from gpusq_mm.utils.meta import update_distill_meta
 from gpusq_mm.utils.rng import isolated_rng
 from gpusq_mm.utils.scope import check_scope, resolve_scope
 
@@ -181,6 +182,7 @@ class QATHook(Hook):
                  float=uncalibrated(student),
                  scales='learnable' if self.learnable_scales else 'frozen'),
             phase='Q')
+        update_distill_meta(checkpoint, runner.model)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         student = get_student(runner.model)
@@ -224,9 +226,10 @@ class QATHook(Hook):
                   logger='current')
         self._log_summary(runner, decisions, attention, amax,
                           uncalibrated(student))
-        # phase Q begins: let the model react (the distiller freezes φ)
+        # phase Q begins: let the model react (the distiller freezes φ and
+        # takes the masked student as its stage-2 teacher)
         if hasattr(model, 'on_phase_change'):
-            model.on_phase_change('Q')
+            model.on_phase_change('Q', masks=_sparse_masks(runner))
 
     def _select(self, student: nn.Module) -> Dict[str, str]:
         """Layer decisions (``scope`` resolved in ``before_train``)."""
@@ -301,3 +304,13 @@ def _all_reduce_max(tensor: torch.Tensor) -> None:
 def _all_reduce_sum(tensor: torch.Tensor) -> None:
     if get_world_size() > 1:
         all_reduce(tensor, op='sum')
+
+
+def _sparse_masks(runner) -> Optional[Dict[str, torch.Tensor]]:
+    """The 2:4 masks of the run's ``Sparse24Hook`` (None without one, or
+    before its masks exist)."""
+    from .sparse24_hook import Sparse24Hook
+    for hook in runner.hooks:
+        if isinstance(hook, Sparse24Hook) and hook.started_at is not None:
+            return dict(hook.masks)
+    return None

@@ -12,6 +12,7 @@ from gpusq_mm.registry import register_hook
 from gpusq_mm.sparsity import LayerDecision, find_layers
 from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
 from gpusq_mm.utils import get_student, student_prefix, update_gpusq_meta
+from gpusq_mm.utils.meta import update_distill_meta
 from gpusq_mm.utils.scope import check_scope, resolve_scope
 
 from .phase_start import PhaseStart
@@ -184,6 +185,7 @@ class Sparse24Hook(Hook):
                  complete=self.sparsifier.method != 'gradual'
                  or self.sparsifier.frozen,
                  layers=sorted(self.masks)), phase='S')
+        update_distill_meta(checkpoint, runner.model)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(CKPT_KEY)

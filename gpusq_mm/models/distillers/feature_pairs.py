@@ -1,8 +1,8 @@
 """Feature-distillation pairs, connectors and per-layer weights φ.
 
-A pair is a student module path, a teacher module path (the same one by
-default: same architecture) and an optional connector mapping the student
-feature to the teacher's shape (1x1 conv for ``(N, C, H, W)`` maps, linear
+A pair is a student feature, a teacher feature (the same one by default:
+same architecture) and an optional connector mapping the student feature to
+the teacher's shape (1x1 conv for ``(N, C, H, W)`` maps, linear
 for token features ``(..., C)``). Without a connector, differing shapes are
 an error that shows both.
 
@@ -16,8 +16,14 @@ phase-S feature loss L̄ of each pair and frozen:
   overall feature weight γ unchanged).
 - ``'proportional'``: φ_l = |C|·L̄_l / Σ_k L̄_k.
 - ``'uniform'``: φ_l = 1.
+
+A feature is a module path whose output is recorded, optionally followed by
+``[i]`` to take element ``i`` of the tuple the module returns (e.g.
+``'backbone[2]'``: the third level a backbone returns for its
+``out_indices``).
 """
-from typing import Dict, List, Optional, Union
+import re
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -25,12 +31,40 @@ from torch import Tensor, nn
 PHI_MODES = ('inverse', 'proportional', 'uniform')
 
 
+_INDEXED = re.compile(r'^(.+)\[(-?\d+)\]$')
+
+
+def parse_feature(spec: str) -> Tuple[str, Optional[int]]:
+    """``'backbone[2]'`` -> ``('backbone', 2)``; ``'neck'`` -> ``('neck',
+    None)``."""
+    match = _INDEXED.match(spec)
+    if match:
+        return match.group(1), int(match.group(2))
+    return spec, None
+
+
+def select(output, index: Optional[int], spec: str):
+    """Element ``index`` of a recorded output (the output itself for
+    None)."""
+    if index is None:
+        return output
+    if not isinstance(output, (list, tuple)) or not -len(output) <= index \
+            < len(output):
+        count = len(output) if isinstance(output, (list, tuple)) else \
+            'a single tensor, not a tuple'
+        raise ValueError(f'feature {spec!r}: the module returned {count}; '
+                         'pick an index it has (backbones return one level '
+                         'per entry of out_indices)')
+    return output[index]
+
+
 class FeaturePair(nn.Module):
     """One student/teacher feature pair with an optional connector.
 
     Args:
-        student (str): Student module path.
-        teacher (str, optional): Teacher module path. Defaults to
+        student (str): Student feature: a module path, optionally with
+            ``[i]`` (element ``i`` of its returned tuple).
+        teacher (str, optional): Teacher feature, same form. Defaults to
             ``student``.
         connector (dict, optional): ``dict(type='conv1x1'|'linear',
             in_channels=..., out_channels=...)``. Defaults to None.
@@ -41,11 +75,24 @@ class FeaturePair(nn.Module):
         super().__init__()
         self.student = student
         self.teacher = teacher or student
+        self.student_path, self.student_index = parse_feature(self.student)
+        self.teacher_path, self.teacher_index = parse_feature(self.teacher)
         self.connector = _build_connector(connector) if connector else None
 
     @property
     def name(self) -> str:
-        return self.student.replace('.', '_')
+        return re.sub(r'[^0-9A-Za-z]+', '_',
+                      self.student.replace('-', 'm')).strip('_')
+
+    def student_feature(self, records: dict):
+        """The student feature among recorded module outputs."""
+        return select(records[self.student_path], self.student_index,
+                      self.student)
+
+    def teacher_feature(self, records: dict):
+        """The teacher feature among recorded module outputs."""
+        return select(records[self.teacher_path], self.teacher_index,
+                      self.teacher)
 
     def adapt(self, feature):
         """Apply the connector to every level of a student feature."""

@@ -1,4 +1,5 @@
-"""MixedKDDistiller: a dense frozen teacher distils into the student."""
+"""MixedKDDistiller: a frozen teacher distils into the student (the dense
+model in phase S, by default the sparse float model M_SF in phase Q)."""
 import copy
 from contextlib import ExitStack
 import os.path as osp
@@ -17,23 +18,27 @@ from torch import Tensor, nn
 from gpusq_mm.models.losses import feature_mse
 from gpusq_mm.models.recorder import check_paths, record_outputs
 
+from .critical_layers import critical_features
 from .feature_pairs import PhiWeights, build_pairs
 from .logit_taps import LogitTaps
 from .pseudo_labels import pseudo_label
+from .stage2_teacher import check_same_architecture, copy_sparse_student
 from gpusq_mm.registry import register_model
 from gpusq_mm.utils.state_checks import check_state_dict_fits
 
 # the paper's weights: L = α·L_hard + β·L_soft + γ·L_feat, α=1, β=10, γ=5;
 # the temperature is not given in the paper (1 keeps KL on the raw scale)
 DEFAULT_DISTILL = dict(hard_weight=1.0, soft_weight=10.0, feature_weight=5.0,
-                       tau=1.0, features=['backbone'], logits=True,
+                       tau=1.0, features='auto', logits=True,
                        phi='inverse', feature_gating='auto',
-                       unsupervised=False, pseudo_score_thr=0.5)
+                       stage2_teacher='sparse', unsupervised=False,
+                       pseudo_score_thr=0.5)
+STAGE2_TEACHERS = ('sparse', 'dense')
 
 
 @register_model
 class MixedKDDistiller(BaseModel):
-    """Distil a dense teacher into a (sparse, quantized) student.
+    """Distil a frozen teacher into a (sparse, quantized) student.
 
     ``mode='loss'`` returns the student's task losses (prefix ``student.``)
     and the distillation losses (prefix ``distill.``); ``'predict'`` and
@@ -56,18 +61,27 @@ class MixedKDDistiller(BaseModel):
             student's task losses), ``soft_weight`` (β, KL of the task's
             classification logits at temperature ``tau``; see
             :mod:`.logit_taps`; ``logits=False`` turns it off),
-            ``feature_weight`` (γ) with ``features`` (module paths recorded
-            on both models, or ``dict(student=, teacher=, connector=)``
-            pairs, see :mod:`.feature_pairs`), ``phi`` (per-pair weights,
-            frozen when phase Q starts: 'inverse', 'proportional' or
-            'uniform'), ``feature_gating`` (classifiers: features are
-            imitated only for samples where teacher and student predict the
-            same class; 'auto' = on for classifiers), ``unsupervised`` (the
-            teacher's predictions replace all ground truth; detections
-            above ``pseudo_score_thr``). Defaults to ``DEFAULT_DISTILL``.
+            ``feature_weight`` (γ) with ``features`` ('auto': the critical
+            later-stage layers of the backbone family, one term each, see
+            :mod:`.critical_layers`; or a list of module paths, ``path[i]``
+            for one element of a returned tuple, ``'auto'`` among them, or
+            ``dict(student=, teacher=, connector=)`` pairs, see
+            :mod:`.feature_pairs`), ``phi`` (per-pair weights, frozen when
+            phase Q starts: 'inverse', 'proportional' or 'uniform'),
+            ``feature_gating`` (classifiers: features are imitated only for
+            samples where teacher and student predict the same class;
+            'auto' = on for classifiers), ``stage2_teacher`` ('sparse': at
+            phase Q the teacher becomes a frozen copy of the student's
+            masked 2:4 float weights, the paper's M_SF; 'dense': the dense
+            teacher stays), ``unsupervised`` (the teacher's predictions
+            replace all ground truth; detections above
+            ``pseudo_score_thr``). Defaults to ``DEFAULT_DISTILL``.
         save_teacher (bool): Keep the teacher's weights in checkpoints.
             Off by default: they come from ``teacher_ckpt``, and a
-            checkpoint then holds the student only. Defaults to False.
+            checkpoint then holds the student only, except in phase Q with
+            the sparse stage-2 teacher, which no later student can rebuild
+            and which checkpoints therefore always carry. Defaults to
+            False.
         data_preprocessor (dict, optional): Injected by the Runner from a
             config's top-level ``data_preprocessor``; given to the student,
             whose preprocessor the distiller uses. Defaults to None.
@@ -89,10 +103,19 @@ class MixedKDDistiller(BaseModel):
                                    data_preprocessor)
         self.data_preprocessor = self.architecture.data_preprocessor
         self.distill_cfg = self._parse_distill(distill)
-        self.pairs = build_pairs(self.distill_cfg['features'])
-        check_paths(self.architecture, [p.student for p in self.pairs])
-        check_paths(self.teacher, [p.teacher for p in self.pairs])
+        features, self.feature_family = self._resolve_features(
+            self.distill_cfg['features'])
+        self.pairs = build_pairs(features)
+        check_paths(self.architecture, [p.student_path for p in self.pairs])
+        check_paths(self.teacher, [p.teacher_path for p in self.pairs])
         self.phi = PhiWeights(len(self.pairs), self.distill_cfg['phi'])
+        if self.distill_cfg['stage2_teacher'] == 'sparse':
+            check_same_architecture(self.architecture.state_dict(),
+                                    self.teacher.state_dict())
+        # True once the teacher is the sparse stage-2 copy (a buffer: saved
+        # in checkpoints, so a resumed run knows what its teacher is)
+        self.register_buffer('teacher_sparse',
+                             torch.zeros((), dtype=torch.bool))
         self._load_teacher(teacher_ckpt, init_student_from_teacher)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
@@ -106,6 +129,7 @@ class MixedKDDistiller(BaseModel):
         self._register_state_dict_hook(_drop_teacher)
         self._register_load_state_dict_pre_hook(_map_task_keys,
                                                 with_module=True)
+        self._log_pairs()
 
     @property
     def student(self) -> nn.Module:
@@ -141,11 +165,45 @@ class MixedKDDistiller(BaseModel):
             raise KeyError(f'MixedKDDistiller: unknown distill key(s) '
                            f'{sorted(unknown)}; valid keys: {sorted(cfg)}')
         cfg.update(distill or {})
-        cfg['features'] = list(cfg['features'])
+        features = cfg['features']
+        cfg['features'] = [features] if isinstance(features, str) else \
+            list(features)
         if cfg['feature_gating'] not in (True, False, 'auto'):
             raise ValueError("MixedKDDistiller: feature_gating must be True, "
                              f"False or 'auto', got {cfg['feature_gating']!r}")
+        if cfg['stage2_teacher'] not in STAGE2_TEACHERS:
+            raise ValueError(
+                'MixedKDDistiller: stage2_teacher must be one of '
+                f"{STAGE2_TEACHERS} ('sparse': the paper's frozen sparse "
+                "float model M_SF in phase Q; 'dense': keep the dense "
+                f"teacher), got {cfg['stage2_teacher']!r}")
         return cfg
+
+    def _resolve_features(self, specs: list) -> tuple:
+        """Expand ``'auto'`` entries into the model's critical layers."""
+        out, family = [], None
+        for spec in specs:
+            if spec != 'auto':
+                out.append(spec)
+                continue
+            auto, family, note = critical_features(self.architecture)
+            if note:
+                print_log(f'MixedKDDistiller: {note}', logger='current')
+            out.extend(a for a in auto if a not in out)
+        return out, family
+
+    def _log_pairs(self) -> None:
+        auto = 'auto' in self.distill_cfg['features']
+        head = (f"features='auto' resolved for backbone family "
+                f'{self.feature_family}' if auto else 'features as listed')
+        lines = [f'MixedKDDistiller: {len(self.pairs)} feature pair(s), '
+                 f'{head}; phi={self.distill_cfg["phi"]!r}, stage-2 '
+                 f'teacher {self.distill_cfg["stage2_teacher"]!r}']
+        for pair in self.pairs:
+            conn = type(pair.connector).__name__ if pair.connector else '-'
+            lines.append(f'  {pair.name:<28} student {pair.student:<34} '
+                         f'teacher {pair.teacher:<34} connector {conn}')
+        print_log('\n'.join(lines), logger='current')
 
     def _load_teacher(self, ckpt: Optional[str], init_student: bool) -> None:
         if ckpt is None:
@@ -183,7 +241,7 @@ class MixedKDDistiller(BaseModel):
         """Student task losses plus distillation losses."""
         cfg = self.distill_cfg
         use_logits = cfg['logits'] and self.taps.kind != 'none'
-        t_paths = [p.teacher for p in self.pairs]
+        t_paths = sorted({p.teacher_path for p in self.pairs})
         if use_logits and self.taps.kind == 'two_stage':
             t_paths = sorted(set(t_paths) | {'neck'})
         if cfg['unsupervised']:
@@ -194,10 +252,11 @@ class MixedKDDistiller(BaseModel):
                                                          t_paths))
             t_logits = stack.enter_context(
                 self.taps.record(self.teacher, roi=False))
-            self.teacher(inputs, data_samples, mode='tensor')
+            self.taps.run_teacher(self.teacher, inputs, data_samples)
         with ExitStack() as stack:
             s_feats = stack.enter_context(record_outputs(
-                self.architecture, [p.student for p in self.pairs]))
+                self.architecture,
+                sorted({p.student_path for p in self.pairs})))
             s_logits = stack.enter_context(
                 self.taps.record(self.architecture, roi=True))
             student_losses = self.architecture.loss(inputs, data_samples)
@@ -225,8 +284,9 @@ class MixedKDDistiller(BaseModel):
             path = self.taps.paths[0]
             weights = (s_logits[path].argmax(1) ==
                        t_logits[path].argmax(1)).float()
-        raw = [feature_mse(pair.adapt(s_feats[pair.student]),
-                           t_feats[pair.teacher], pair.student, weights)
+        raw = [feature_mse(pair.adapt(pair.student_feature(s_feats)),
+                           pair.teacher_feature(t_feats), pair.student,
+                           weights)
                for pair in self.pairs]
         if self.training:
             self.phi.observe(raw)
@@ -234,16 +294,51 @@ class MixedKDDistiller(BaseModel):
         return {f'distill.loss_feat_{pair.name}': gamma * phi * value
                 for pair, phi, value in zip(self.pairs, self.phi.phi, raw)}
 
-    def on_phase_change(self, phase: str) -> None:
-        """Called by the GPUSQ hooks; at phase Q, φ is computed and frozen."""
-        if phase == 'Q':
-            info = self.phi.freeze()
-            if info:
-                print_log(f'MixedKDDistiller: phase Q, per-layer feature '
-                          f'weights ({self.phi.mode}) frozen: '
-                          f'{dict(zip([p.name for p in self.pairs], info["phi"]))}'
-                          f' from mean phase-S losses {info["mean_loss"]}',
-                          logger='current')
+    def on_phase_change(self, phase: str,
+                        masks: Optional[Dict[str, Tensor]] = None) -> None:
+        """Called by the GPUSQ hooks. At phase Q, φ is computed and frozen
+        and, with ``stage2_teacher='sparse'``, the teacher becomes a frozen
+        copy of the student's masked float weights.
+
+        Args:
+            phase (str): The phase that starts (``'Q'`` acts).
+            masks (dict, optional): The student's 2:4 masks ``{parameter
+                path: bool mask}`` (``Sparse24Hook.masks``); None when no
+                2:4 phase ran. Defaults to None.
+        """
+        if phase != 'Q':
+            return
+        info = self.phi.freeze()
+        if info:
+            names = [p.name for p in self.pairs]
+            print_log(f'MixedKDDistiller: phase Q, per-layer feature '
+                      f'weights ({self.phi.mode}) frozen: '
+                      f'{dict(zip(names, info["phi"]))} from mean phase-S '
+                      f'losses {dict(zip(names, info["mean_loss"]))}',
+                      logger='current')
+        if self.distill_cfg['stage2_teacher'] == 'sparse' and \
+                not bool(self.teacher_sparse):
+            count = copy_sparse_student(self.architecture, self.teacher,
+                                        masks or {})
+            self.teacher_sparse.fill_(True)
+            dense = '' if masks else ' (no 2:4 masks: the student is dense)'
+            print_log(f'MixedKDDistiller: phase Q teacher = frozen copy of '
+                      f'the student (M_SF): {count} of its weights masked '
+                      f'2:4{dense}', logger='current')
+
+    def gpusq_meta(self) -> dict:
+        """What checkpoints record in ``meta['gpusq']['distill']``."""
+        mean = (self.phi.loss_sum / self.phi.count.clamp_min(1)).tolist()
+        return dict(features=[p.student for p in self.pairs],
+                    family=self.feature_family, phi_mode=self.phi.mode,
+                    phi_frozen=bool(self.phi.frozen),
+                    phi=dict(zip([p.name for p in self.pairs],
+                                 self.phi.phi.tolist())),
+                    phase_s_mean_loss=dict(zip([p.name for p in self.pairs],
+                                               mean)),
+                    stage2_teacher=self.distill_cfg['stage2_teacher'],
+                    teacher='sparse' if bool(self.teacher_sparse) else
+                    'dense')
 
     def train(self, mode: bool = True) -> 'MixedKDDistiller':
         """Switch the student's mode; the teacher always stays in eval."""
@@ -263,8 +358,8 @@ def _scale(value: Union[Tensor, List[Tensor]], weight: float):
 def _drop_teacher(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
                   local_metadata: dict) -> dict:
     """State-dict hook: checkpoints hold the student unless
-    ``save_teacher``."""
-    if not module.save_teacher:
+    ``save_teacher`` or the teacher is the sparse stage-2 copy."""
+    if not (module.save_teacher or bool(module.teacher_sparse)):
         for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
             del state_dict[key]
     return state_dict
@@ -273,9 +368,18 @@ def _drop_teacher(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
 def _map_task_keys(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
                    *args) -> None:
     """Load-time pre-hook: a plain task checkpoint (keys ``backbone.*``)
-    initialises the student; a load matching no student key is an error."""
+    initialises the student; a load matching no student key is an error,
+    and so is a sparse stage-2 flag without the teacher it names."""
     own = prefix + 'architecture.'
     if any(k.startswith(own) for k in state_dict):
+        flag = state_dict.get(prefix + 'teacher_sparse')
+        if flag is not None and bool(flag) and not any(
+                k.startswith(prefix + 'teacher.') for k in state_dict):
+            raise ValueError(
+                'MixedKDDistiller: the checkpoint was saved in phase Q with '
+                'the sparse stage-2 teacher but holds no teacher.* weights; '
+                'it was stripped (tools/model_converters) or damaged: resume '
+                'from an unstripped phase-Q checkpoint')
         return  # a distiller checkpoint
     student_keys = set(module.architecture.state_dict())
     plain = [k for k in list(state_dict) if k.startswith(prefix)

@@ -1,7 +1,11 @@
 """Unsupervised mode: the teacher's predictions replace the ground truth.
 
-- classification: teacher argmax → ``gt_label``;
-- segmentation: teacher argmax map at the input size → ``gt_sem_seg``;
+- classification: teacher argmax → ``gt_label`` and, as a one-hot,
+  ``gt_score`` (which mmpretrain's losses prefer, and which Mixup/CutMix in
+  the data preprocessor already filled from the true labels);
+- segmentation: teacher argmax map at the input size → ``gt_sem_seg``
+  (taken through the segmentor's own inference, which every decode head
+  implements);
 - detection: teacher detections above ``score_thr`` (boxes, labels and, for
   instance segmentation, masks) → ``gt_instances``.
 """
@@ -28,12 +32,17 @@ def pseudo_label(kind: str, teacher: nn.Module, inputs: Tensor,
         list: ``data_samples``.
     """
     if kind == 'classifier':
-        labels = teacher(inputs, data_samples, mode='tensor').argmax(dim=1)
-        for sample, label in zip(data_samples, labels):
+        logits = teacher(inputs, data_samples, mode='tensor')
+        labels = logits.argmax(dim=1)
+        scores = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+        for sample, label, score in zip(data_samples, labels, scores):
             sample.set_gt_label(int(label))
+            if 'gt_score' in sample:  # batch augments wrote it
+                sample.set_gt_score(score)
     elif kind == 'segmentor':
         from mmengine.structures import PixelData
-        logits = teacher(inputs, data_samples, mode='tensor')
+        logits = teacher.encode_decode(inputs,
+                                       [s.metainfo for s in data_samples])
         logits = F.interpolate(logits, size=inputs.shape[-2:],
                                mode='bilinear', align_corners=False)
         for sample, label in zip(data_samples, logits.argmax(dim=1)):
