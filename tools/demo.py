@@ -6,10 +6,13 @@ For each task (``--tasks``, default ``cls seg det``):
 2. train the dense teacher (``configs/gpusq/demo/*_dense.py``),
 3. GPUSQ: phase S (2:4 + KD) then phase Q (INT8 QAT + KD) in one
    ``tools/train.py`` run of ``*_gpusq.py``, teacher = the dense checkpoint,
-4. evaluate dense / 2:4 (end of phase S) / 2:4+INT8 (end of phase Q) with
-   ``tools/test.py`` and the task metric,
-5. weight sizes (packed INT8 2:4 file) and the per-layer 2:4 check,
-6. deploy the dense (FP32) and the GPUSQ (INT8 Q/DQ, 2:4) checkpoints to
+4. the equal-budget control: the dense model fine-tuned for exactly the
+   GPUSQ schedule (same epochs/iterations, LR, scheduler, seed), so that
+   GPUSQ - control is what GPUSQ costs, not extra training,
+5. evaluate dense / control / 2:4 (end of phase S) / 2:4+INT8 (end of
+   phase Q) with ``tools/test.py`` and the task metric,
+6. weight sizes (packed INT8 2:4 file) and the per-layer 2:4 check,
+7. deploy the dense (FP32) and the GPUSQ (INT8 Q/DQ, 2:4) checkpoints to
    ONNX with ``tools/deploy.py`` (with its ONNX Runtime vs PyTorch parity
    check) and time the two graphs with ONNX Runtime, batch 1 and 8,
 
@@ -31,6 +34,7 @@ sys.path.insert(0, REPO)
 
 from gpusq_mm.demo import report as rep  # noqa: E402
 from gpusq_mm.demo.deploy_step import deploy_task  # noqa: E402
+from gpusq_mm.demo.retention import CONTROL, train_row  # noqa: E402
 from gpusq_mm.demo.runner import run_tool  # noqa: E402
 from gpusq_mm.demo.tasks import DemoTask, progress_of, select  # noqa: E402
 
@@ -56,7 +60,7 @@ def evaluate(task: DemoTask, cfg: str, ckpt: str, work: str,
 
 
 def run_task(task: DemoTask, work: str, skip_deploy: bool) -> dict:
-    """Steps 1-6 for one task; returns its part of the report."""
+    """Steps 1-7 for one task; returns its part of the report."""
     seconds = {}
     tic = time.time()
     task.data_root = task.make_data(osp.join(work, 'data'), progress=True,
@@ -82,10 +86,17 @@ def run_task(task: DemoTask, work: str, skip_deploy: bool) -> dict:
     seconds['GPUSQ train'] = time.time() - tic
 
     tic = time.time()
+    control = train_row(task, CONTROL, dense_ckpt, osp.join(work, 'control'))
+    seconds['control train'] = time.time() - tic
+
+    tic = time.time()
     metrics = {
         'dense': evaluate(task, task.dense_cfg, dense_ckpt,
                           osp.join(work, 'test_dense'),
                           f'[{task.name}] eval dense'),
+        'control': evaluate(task, task.dense_cfg, control['checkpoint'],
+                            osp.join(work, 'test_control'),
+                            f'[{task.name}] eval control'),
         '2:4': evaluate(task, task.gpusq_cfg, ckpt_s,
                         osp.join(work, 'test_24'), f'[{task.name}] eval 2:4'),
         '2:4+INT8': evaluate(task, task.gpusq_cfg, ckpt_q,

@@ -15,8 +15,17 @@ def test_quick_demo_cls(tmp_path):
                                 str(work)], cwd=str(tmp_path))
     report = json.loads((work / 'report.json').read_text())
     task = report['tasks']['cls']
-    assert set(task['metrics']) == {'dense', '2:4', '2:4+INT8'}
+    assert set(task['metrics']) == {'dense', 'control', '2:4', '2:4+INT8'}
     assert all(0 <= m['top-1'] <= 100 for m in task['metrics'].values())
+    # the control is the dense model trained for exactly GPUSQ's schedule
+    from mmengine.config import Config
+    ctrl = Config.fromfile(str(work / 'cls' / 'control' /
+                               'deit_tiny_dense.py'))
+    ours = Config.fromfile(str(work / 'cls' / 'gpusq' / 'deit_tiny_gpusq.py'))
+    assert ctrl.load_from == task['checkpoints']['dense']
+    for key in ('train_cfg', 'param_scheduler', 'optim_wrapper',
+                'randomness', 'train_dataloader'):
+        assert ctrl[key] == ours[key], key
     stats = task['stats']
     assert stats['phase'] == 'Q' and stats['violations_24'] == 0
     # scope='backbone' (the base config's default): the 16 block Linears are
@@ -34,5 +43,5 @@ def test_quick_demo_cls(tmp_path):
     for name in ('accuracy.png', 'sparsity.png', 'sizes.png', 'latency.png'):
         assert (work / name).stat().st_size > 1000, name
     md = (work / 'report.md').read_text()
-    assert '| cls | 3x64x64 | 8 |' in md and 'within bound' in md
+    assert '| cls | 3x64x64 | 8 |' in md and 'GPUSQ - control' in md
     assert '| cls | classification' in proc.stdout
