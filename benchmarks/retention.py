@@ -127,20 +127,36 @@ def summarise(task_result: dict) -> list:
     over seeds)."""
     key = task_result['headline']
     rows = task_result['rows']
-    control = {s: r['metrics'][key] for s, r in rows['control'].items()}
+
+    def per_seed(name):
+        return {s: r['metrics'][key] for s, r in rows.get(name, {}).items()}
+
+    def paired(values, ref):
+        diffs = [values[s] - ref[s] for s in values if s in ref]
+        return (statistics.mean(diffs) if diffs else None,
+                statistics.stdev(diffs) if len(diffs) > 1 else None)
+
+    control, gpusq = per_seed('control'), per_seed('GPUSQ')
     out = [dict(row='dense (start)', mean=task_result['dense']['metrics'][
-        key], seeds=1, diff=None, diff_std=None)]
-    for name, per_seed in rows.items():
-        values = {s: r['metrics'][key] for s, r in per_seed.items()}
-        diffs = [values[s] - control[s] for s in values if s in control]
+        key], seeds=1, diff=None, diff_std=None, vs_gpusq=None,
+        vs_gpusq_std=None)]
+    for name in rows:
+        values = per_seed(name)
+        diff, diff_std = paired(values, control)
+        vs, vs_std = paired(values, gpusq) if name not in (
+            'GPUSQ', 'control') else (None, None)
         out.append(dict(
             row=name, mean=statistics.mean(values.values()),
             std=statistics.stdev(values.values()) if len(values) > 1 else
-            None, seeds=len(values),
-            diff=statistics.mean(diffs) if diffs else None,
-            diff_std=statistics.stdev(diffs) if len(diffs) > 1 else None,
-            values=values))
+            None, seeds=len(values), diff=diff, diff_std=diff_std,
+            vs_gpusq=vs, vs_gpusq_std=vs_std, values=values))
     return out
+
+
+def _pm(mean, std) -> str:
+    if mean is None:
+        return '—'
+    return f'{mean:+.2f}' + (f' ± {std:.2f}' if std is not None else '')
 
 
 def markdown(report: dict) -> list:
@@ -148,18 +164,14 @@ def markdown(report: dict) -> list:
     for name, res in report['tasks'].items():
         key = res['headline']
         lines += [f'### {name} ({key}, seeds {res["seeds"]})', '',
-                  f'| row | {key} mean ± std | paired Δ vs control '
-                  '(mean ± std) | what it is |', '|---|---|---|---|']
+                  f'| row | {key} mean ± std | paired Δ vs control | '
+                  'paired Δ vs GPUSQ | what it is |', '|---|---|---|---|---|']
         for s in res['summary']:
             std = f' ± {s["std"]:.2f}' if s.get('std') is not None else ''
-            if s['diff'] is None:
-                diff = '—'
-            else:
-                diff = f'{s["diff"]:+.2f}' + (
-                    f' ± {s["diff_std"]:.2f}' if s['diff_std'] is not None
-                    else '')
             note = res['notes'].get(s['row'], 'the dense starting point')
-            lines.append(f'| {s["row"]} | {s["mean"]:.2f}{std} | {diff} | '
+            lines.append(f'| {s["row"]} | {s["mean"]:.2f}{std} | '
+                         f'{_pm(s["diff"], s["diff_std"])} | '
+                         f'{_pm(s["vs_gpusq"], s["vs_gpusq_std"])} | '
                          f'{note} |')
         lines.append('')
     lines.append(f'wall time {report["wall_s"] / 60:.1f} min '
