@@ -3,7 +3,7 @@ quantizer applied to the FP32 export, in each of its settings (activation
 type U8/S8 x weight S8, QDQ or QOperator format), so that the peer is timed
 in its best setting on each runtime."""
 import os.path as osp
-from typing import Callable, Dict, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def best_of(medians: Dict[str, float], prefix: str) -> str:
 
 
 def random_calib(shape: Sequence[int], n: int,
-                 seed: int = 1) -> Callable[[], list]:
+                 seed: int = 1) -> List[np.ndarray]:
     """``n`` standard-normal float32 batches of ``shape`` (seeded)."""
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
