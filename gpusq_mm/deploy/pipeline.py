@@ -93,7 +93,7 @@ class DeployPipeline:
                       f"images passed, {r['needed']} needed"
                       for name, r in parity['graphs'].items()
                       if not r['passed']}
-            raise ParityError(f'parity with PyTorch failed: '
+            raise ParityError(f'parity failed against PyTorch: '
                               f'{failed}; per-image verdicts in '
                               f'{self.work_dir}/report.md')
         return self.report

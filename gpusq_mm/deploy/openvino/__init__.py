@@ -5,9 +5,9 @@ int8). ``openvino`` is optional: importing this package does not import it.
 """
 from .convert import convert_to_ir, ir_weight_bytes, require_openvino
 from .runtime import (OVRunner, compile_ir, execution_precisions,
-                      profile_layers)
+                      profile_layers, run_ir)
 
 __all__ = [
     'convert_to_ir', 'ir_weight_bytes', 'require_openvino', 'OVRunner',
-    'compile_ir', 'execution_precisions', 'profile_layers'
+    'compile_ir', 'execution_precisions', 'profile_layers', 'run_ir'
 ]

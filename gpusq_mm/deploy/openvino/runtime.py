@@ -24,7 +24,9 @@ def compile_ir(path: str, threads: int = 0, precision: str = 'f32',
         precision (str): ``INFERENCE_PRECISION_HINT`` of the float parts.
             'f32' (default) keeps FP32 where the graph is FP32: on CPUs
             with bf16 (AMX, AVX-512 BF16) OpenVINO would otherwise run
-            them in bf16.
+            them in bf16, and it would quantize the float activations of
+            GEMMs with int8 weights but no activation Q/DQ on the fly
+            (dynamic quantization, off with 'f32').
         perf_counters (bool): Collect per-layer counters (``PERF_COUNT``).
             Defaults to False.
         device (str): OpenVINO device. Defaults to 'CPU'.
@@ -37,6 +39,8 @@ def compile_ir(path: str, threads: int = 0, precision: str = 'f32',
               'PERF_COUNT': perf_counters}
     if precision:
         config['INFERENCE_PRECISION_HINT'] = precision
+    if precision == 'f32':
+        config['DYNAMIC_QUANTIZATION_GROUP_SIZE'] = 0
     if threads:
         config['INFERENCE_NUM_THREADS'] = threads
     core = ov.Core()
