@@ -50,7 +50,10 @@ def test_deit_openvino_deploy(deit_gpusq_ckpt, cls_img, tmp_path):
     # OpenVINO runs every int8 GEMM of the graph in int8
     run = ov['execution']
     assert run['int8_gemm_layers'] == report['graph_gemms']['int8'] == 17
-    assert run['by_type']['FullyConnected'] == {'i8': 17}
+    fc = run['by_type']['FullyConnected']
+    assert set(fc) <= {'i8', 'u8'} and sum(fc.values()) == 17
+    # the activation quantizers went to uint8 for OpenVINO (same integers)
+    assert ov['unsigned_activations'] == 17
     graphs = report['parity']['graphs']
     assert set(graphs) == {'end2end.onnx', 'end2end.xml'}
     assert graphs['end2end.xml']['passed']
@@ -175,3 +178,44 @@ def test_package_works_without_openvino(monkeypatch, tmp_path):
         ov_pkg.convert_to_ir(str(tmp_path / 'x.onnx'), str(tmp_path / 'x.xml'))
     with pytest.raises(ImportError, match='pip install'):
         ov_pkg.compile_ir(str(tmp_path / 'x.xml'))
+
+
+def test_unsigned_activations_keep_the_integers(tmp_path):
+    """The OpenVINO form (uint8 activation quantizers, zero point 128)
+    dequantizes to exactly the values of the signed Q/DQ graph (run by
+    ONNX Runtime, whose Q/DQ arithmetic is exact); a wrong zero point
+    would shift every value by 128 steps."""
+    from gpusq_mm.deploy.exporter import ort_session
+    from gpusq_mm.deploy.openvino.graph import (U8_ZERO_POINT,
+                                                unsigned_activations)
+    scale = np.array(0.05, np.float32)
+    nodes = [helper.make_node('Clip', ['x', 'low'], ['c']),
+             helper.make_node('QuantizeLinear', ['c', 's', 'z'], ['q']),
+             helper.make_node('DequantizeLinear', ['q', 's', 'z'], ['y'])]
+    inits = [numpy_helper.from_array(-127 * scale, 'low'),
+             numpy_helper.from_array(scale, 's'),
+             numpy_helper.from_array(np.array(0, np.int8), 'z')]
+    graph = helper.make_graph(
+        nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT,
+                                                   [64])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [64])], inits)
+    model = helper.make_model(graph, opset_imports=[
+        helper.make_opsetid('', 17)])
+    x = np.linspace(-8, 8, 64, dtype=np.float32)
+    x[:3] = [-127.5 * 0.05, 127.5 * 0.05, 300]  # the saturation edges
+
+    def run(m):
+        return ort_session(m.SerializeToString(), 1).run(None, {'x': x})[0]
+
+    ref = run(model)
+    assert unsigned_activations(model) == ['q']  # the one (unnamed) Q
+    q, dq = model.graph.node[1:]
+    assert q.input[2] == dq.input[2] == U8_ZERO_POINT
+    np.testing.assert_array_equal(run(model), ref)
+    assert ref.min() == pytest.approx(-127 * 0.05)
+    wrong = onnx.ModelProto()
+    wrong.CopyFrom(model)
+    wrong.graph.initializer.append(numpy_helper.from_array(
+        np.array(0, np.uint8), 'z0'))
+    wrong.graph.node[2].input[2] = 'z0'  # a wrong zero point: 128 steps
+    assert np.abs(run(wrong) - ref).max() > 100 * 0.05
