@@ -37,8 +37,8 @@ from gpusq_mm.deploy.exporter import export_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
 from gpusq_mm.deploy.ort_lowering import (lower_file, lowering_counts,
                                           max_rel_diff)
-from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.deploy.peers import PEER_SETTINGS, quantize_peers, random_calib
+from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.deploy.quick import quick_gpusq, reinit_zero_layers
 
 
@@ -173,10 +173,10 @@ def _machine() -> dict:
         with open('/proc/cpuinfo') as f:
             flags = next((line for line in f if line.startswith('flags')),
                          '')
+    isa = ('avx512_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16', 'avx_vnni')
     return dict(cpu=platform.processor() or platform.machine(),
                 cores=os.cpu_count(),
-                isa=[k for k in ('avx512_vnni', 'avx512_bf16', 'amx_int8',
-                                 'amx_bf16', 'avx_vnni') if k in flags.split()])
+                isa=[k for k in isa if k in flags.split()])
 
 
 def _versions() -> dict:
