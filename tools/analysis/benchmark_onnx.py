@@ -126,8 +126,7 @@ def export_graphs(args, model, deploy, x: torch.Tensor) -> tuple:
     graphs = {f'ort_{k}': ('ort', p) for k, p in path.items()}
     for k in ('fp32', 'gpusq_int8'):  # as the openvino deploy writes them
         xml = osp.join(args.work_dir, f'{k}.xml')
-        convert_to_ir(path[k], xml, compress_to_fp16=False,
-                      unsigned_activations=True)
+        convert_to_ir(path[k], xml, compress_to_fp16=False)
         graphs[f'ov_{k}'] = ('ov', xml)
     calib = random_calib(tuple(x.shape), args.calib_batches)
     for label, p in quantize_peers(path['fp32'], args.work_dir, calib,

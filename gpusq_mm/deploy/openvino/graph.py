@@ -10,6 +10,11 @@ int8 kernels. :func:`unsigned_activations` rewrites the zero points only:
 integers shifted by 128, and every reader dequantizes with the same zero
 point, so the dequantized values are those of the signed graph (the narrow
 range ``[-127, 127]`` stays: the ``Clip`` before each quantizer is kept).
+
+Measured on a 2-core AMX Xeon (DeiT-S 224, batch 1, OpenVINO 2026.4,
+interleaved): 13.13 ms with uint8 activations vs 12.37 ms as exported, so
+the ``openvino`` deploy configs leave it off
+(``common_config.unsigned_activations=False``).
 """
 from typing import List
 

@@ -11,14 +11,14 @@ from .runtime import OVRunner, compile_ir, execution_precisions
 def openvino_options(deploy_cfg: Config) -> dict:
     """``backend_config.common_config`` of an ``openvino`` deploy config:
     ``compress_to_fp16`` (default False), ``inference_precision`` (default
-    'f32') and ``unsigned_activations`` (default True, see
+    'f32') and ``unsigned_activations`` (default False, see
     :mod:`.graph`)."""
     common = dict((deploy_cfg.get('backend_config') or {}).get(
         'common_config') or {})
     return dict(compress_to_fp16=bool(common.get('compress_to_fp16', False)),
                 inference_precision=common.get('inference_precision', 'f32'),
                 unsigned_activations=bool(common.get('unsigned_activations',
-                                                     True)))
+                                                     False)))
 
 
 def convert_for_openvino(onnx_path: str, deploy_cfg: Config
