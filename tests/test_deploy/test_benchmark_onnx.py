@@ -20,7 +20,8 @@ def test_benchmark_tiny_deit(data_cwd, tmp_path):
     proc = run_tool('analysis/benchmark_onnx.py', [
         demo_config('deit_tiny_dense.py'), '--shape', '32', '32',
         '--repeats', '3', '--warmup', '1', '--calib-batches', '2',
-        '--peers', 'u8s8_qdq', 'u8s8_qoperator', '--work-dir', str(out)],
+        '--peers', 'u8s8_qdq', 'u8s8_qoperator', '--profile',
+        '--work-dir', str(out)],
         cwd=data_cwd)
     result = json.loads((out / 'benchmark.json').read_text())
     kinds = ['ort_fp32', 'ort_gpusq_int8', 'ort_gpusq_int8_lowered',
@@ -51,6 +52,17 @@ def test_benchmark_tiny_deit(data_cwd, tmp_path):
     assert result['quantized_layers'] == 17 and result['sparse_layers'] == 16
     assert '| OpenVINO | gpusq_int8 |' in proc.stdout
     assert 'best quantize_static setting' in proc.stdout
+    # per-operator profiles: the int8 GEMMs show up as such on both
+    profile = json.loads((out / 'profile.json').read_text())
+    ort_ops = {r['op'] for r in profile['ort_gpusq_int8_lowered']}
+    assert 'MatMulIntegerToFloat' in ort_ops
+    assert 'MatMulIntegerToFloat' not in {r['op']
+                                          for r in profile['ort_fp32']}
+    ov_kernels = ' '.join(r['kernel'] for r in profile['ov_gpusq_int8'])
+    assert 'i8' in ov_kernels.lower()
+    assert 'i8' not in ' '.join(r['kernel'] for r in profile['ov_fp32'])
+    assert all(abs(sum(r['share'] for r in rows) - 1) < 1e-6
+               for rows in profile.values())
 
 
 def _timed(ms: dict, zero: str = '') -> dict:

@@ -75,6 +75,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--peers', nargs='*', default=list(PEER_SETTINGS),
                         choices=list(PEER_SETTINGS),
                         help='quantize_static settings of the peer')
+    parser.add_argument('--profile', action='store_true',
+                        help='also write per-operator times of the INT8 '
+                        'graphs (ORT profiler, OpenVINO perf counters) to '
+                        'profile.json / profile.md')
     parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx')
     return parser.parse_args()
 
@@ -160,10 +164,32 @@ def main() -> None:
         ort_lowering=lowering, **run)
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:
         json.dump(result, f, indent=2)
+    if args.profile:
+        write_profiles(args, graphs, x.numpy())
     table = _table(result)
     with open(osp.join(args.work_dir, 'benchmark.md'), 'w') as f:
         f.write(table)
     print(table)
+
+
+def write_profiles(args, graphs: dict, inputs) -> None:
+    """Per-operator profiles of FP32 and our INT8 graph on each runtime
+    (``profile.json``, ``profile.md``)."""
+    from gpusq_mm.deploy.op_profile import (profile_ort, profile_ov,
+                                            profile_table)
+    labels = ('ort_fp32', 'ort_gpusq_int8_lowered', 'ov_fp32',
+              'ov_gpusq_int8')
+    profiles = {k: (profile_ort if graphs[k][0] == 'ort' else profile_ov)(
+        graphs[k][1], inputs, args.threads) for k in labels}
+    with open(osp.join(args.work_dir, 'profile.json'), 'w') as f:
+        json.dump(profiles, f, indent=2)
+    lines = []
+    for k, rows in profiles.items():
+        lines += [f'### {k} ({sum(r["ms"] for r in rows):.2f} ms summed)',
+                  '', *profile_table(rows), '']
+    with open(osp.join(args.work_dir, 'profile.md'), 'w') as f:
+        f.write('\n'.join(lines))
+    print('\n'.join(lines))
 
 
 def _machine() -> dict:

@@ -108,36 +108,6 @@ def execution_precisions(compiled) -> dict:
                 float_gemm_layers=other, by_type=by_type)
 
 
-def profile_layers(path: str, inputs: np.ndarray, threads: int = 0,
-                   runs: int = 10, warmup: int = 3,
-                   precision: str = 'f32') -> List[dict]:
-    """Mean time per (layer type, kernel) from OpenVINO's performance
-    counters, largest first.
-
-    Returns:
-        list[dict]: ``type``, ``kernel``, ``count`` (layers per run),
-        ``ms`` (per run) and ``share`` of the summed layer time.
-    """
-    runner = OVRunner(compile_ir(path, threads, precision,
-                                 perf_counters=True))
-    for _ in range(warmup):
-        runner(inputs)
-    totals: Dict[tuple, List[float]] = {}
-    for _ in range(runs):
-        runner(inputs)
-        for info in runner.request.profiling_info:
-            if info.status.name != 'EXECUTED':
-                continue
-            entry = totals.setdefault((info.node_type, info.exec_type),
-                                      [0.0, 0])
-            entry[0] += info.real_time.total_seconds() * 1e3 / runs
-            entry[1] += 1
-    whole = sum(ms for ms, _ in totals.values()) or 1.0
-    rows = [dict(type=k[0], kernel=k[1], count=n // runs, ms=ms,
-                 share=ms / whole) for k, (ms, n) in totals.items()]
-    return sorted(rows, key=lambda r: -r['ms'])
-
-
 def run_ir(path: Union[str, object], inputs, threads: int = 0,
            precision: Optional[str] = 'f32') -> Sequence[np.ndarray]:
     """Compile ``path`` and run it once on ``inputs``."""
