@@ -1,17 +1,19 @@
-"""ONNX Runtime CPU latency, FP32 vs INT8, for a DeiT-S-size and a
-Swin-T-size model at 224x224, batch 1 and 8.
+"""CPU latency on ONNX Runtime and OpenVINO, FP32 vs INT8, for DeiT-S and
+Swin-T at 224x224, batch 1 and 8.
 
 Each (model, batch) cell is one run of
-``tools/analysis/benchmark_onnx.py --no-spin``: the FP32 export, our INT8
-Q/DQ 2:4 export (as exported and lowered for ONNX Runtime) and ONNX
-Runtime's own ``quantize_static`` of the FP32 export, timed interleaved in
-one process after a warm-up, median of ``--repeats``. The
-models are mmpretrain's DeiT-S and Swin-T with random weights, one-shot 2:4
-masks and max calibration (latency does not depend on the values). Prints
-JSON, then a markdown table::
+``tools/analysis/benchmark_onnx.py --no-spin``: the FP32 export and our
+INT8 Q/DQ 2:4 export on both runtimes, our export lowered for ONNX Runtime,
+and ONNX Runtime's own ``quantize_static`` of the FP32 export in each of
+U8S8/S8S8 x QDQ/QOperator on both runtimes (the best setting per runtime is
+the peer), timed interleaved in one process after a warm-up, median of
+``--repeats``. The models are mmpretrain's DeiT-S and Swin-T with random
+weights (all-zero heads re-initialised), one-shot 2:4 masks and max
+calibration (latency does not depend on the values). Prints JSON, then a
+markdown table::
 
     python benchmarks/ort_latency.py [--models deit-small swin-tiny]
-        [--batches 1 8] [--threads 2] [--repeats 30] [--work-dir DIR]
+        [--batches 1 8] [--threads 2] [--repeats 20] [--work-dir DIR]
 """
 import argparse
 import json
@@ -26,7 +28,6 @@ CONFIGS = {
     'deit-small': 'mmpretrain::deit/deit-small_4xb256_in1k.py',
     'swin-tiny': 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
 }
-VARIANTS = ('fp32', 'gpusq_int8', 'gpusq_int8_ort', 'ort_quantize_static')
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +37,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batches', nargs='+', type=int, default=[1, 8])
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--repeats', type=int, default=30)
+    parser.add_argument('--repeats', type=int, default=20)
+    parser.add_argument('--peers', nargs='*', default=None,
+                        help='quantize_static settings (default: all four)')
     parser.add_argument('--work-dir', default='work_dirs/ort_latency')
     args = parser.parse_args()
     if args.repeats < 20:
@@ -53,6 +56,8 @@ def run_cell(model: str, batch: int, args) -> Dict:
            CONFIGS[model], '--batch', str(batch), '--shape', '224', '224',
            '--threads', str(args.threads), '--warmup', str(args.warmup),
            '--repeats', str(args.repeats), '--no-spin', '--work-dir', out]
+    if args.peers is not None:
+        cmd += ['--peers', *args.peers]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
@@ -63,17 +68,25 @@ def run_cell(model: str, batch: int, args) -> Dict:
 
 
 def table(rows: List[Dict]) -> str:
-    lines = ['| model | batch | FP32 ms | GPUSQ INT8 ms (speed-up) | '
-             'GPUSQ INT8, ORT-lowered ms (speed-up) | ORT quantize_static '
-             'ms (speed-up) | cosine INT8 vs FP32 |',
-             '|---|---|---|---|---|---|---|']
+    """One line per (model, batch): median ms (speed-up vs the same
+    runtime's FP32) of each runtime's FP32, our INT8 and best peer."""
+    lines = ['| model | batch | ORT FP32 ms | ORT INT8 lowered (ours) | '
+             'ORT best quantize_static | OV FP32 ms | OV INT8 (ours) | '
+             'OV on ORT peer | OV INT8 vs OV peer | cosine INT8 vs FP32 |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        ms, up = r['median_ms'], r['speedup_vs_fp32']
-        cells = [f'{ms[k]:.1f} ({up[k]:.2f}x)' for k in VARIANTS[1:]]
+        ms, up, peers = r['median_ms'], r['speedup_vs_fp32'], r['peers']
+
+        def cell(k: str) -> str:
+            name = f" {k.split('_qs_')[1]}" if '_qs_' in k else ''
+            return f'{ms[k]:.1f} ({up[k]:.2f}x{name})'
         lines.append(
-            f"| {r['model']} | {r['input_shape'][0]} | {ms['fp32']:.1f} | "
-            + ' | '.join(cells)
-            + f" | {r['cosine_vs_fp32']['gpusq_int8']:.4f} |")
+            f"| {r['model']} | {r['input_shape'][0]} | {ms['ort_fp32']:.1f}"
+            f" | {cell('ort_gpusq_int8_lowered')} | {cell(peers['ort'])} | "
+            f"{ms['ov_fp32']:.1f} | {cell('ov_gpusq_int8')} | "
+            f"{cell(peers['ov'])} | "
+            f"{r['targets']['ov_int8_vs_ov_peer']:.2f}x | "
+            f"{r['cosine_vs_fp32']['ov_gpusq_int8']:.4f} |")
     return '\n'.join(lines)
 
 

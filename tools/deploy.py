@@ -1,12 +1,15 @@
-"""Deploy a GPUSQ checkpoint: explicit Q/DQ ONNX with 2:4 weights, ONNX
-Runtime parity, a TensorRT build script (and engine where possible).
+"""Deploy a GPUSQ checkpoint: explicit Q/DQ ONNX with 2:4 weights, parity
+with PyTorch, a TensorRT build script (and engine where possible).
 
     python tools/deploy.py DEPLOY_CFG MODEL_CFG CHECKPOINT IMG \\
         --work-dir OUT [--device cpu] [--test-img IMG2] [--show] \\
         [--dump-info] [--dense] [--precision fp32|fp16]
 
 Writes ``OUT/end2end.onnx``, ``OUT/build_engine.sh``, ``OUT/report.json``,
-``OUT/report.md`` and, with TensorRT and a GPU, ``OUT/end2end.engine``.
+``OUT/report.md``; for the onnxruntime backend ``OUT/end2end.ort.onnx``, for
+the openvino backend the IR ``OUT/end2end.xml``/``.bin``, and, with
+TensorRT and a GPU, ``OUT/end2end.engine``. Exit status 1: a deployed graph
+failed parity.
 """
 import argparse
 import json

@@ -38,7 +38,7 @@ import gpusq_mm  # noqa: F401
 import torch
 assert torch.__version__.split('+')[0] == '2.14.1', torch.__version__
 for name in ('mmengine', 'mmdet', 'mmsegmentation', 'mmpretrain', 'onnx',
-             'onnxruntime'):
+             'onnxruntime', 'openvino'):
     md.version(name)
 PY
 }
@@ -90,7 +90,7 @@ fi
 log "installing $MMCV_WHEEL"
 "${PIP[@]}" install -q --no-cache-dir --no-deps --force-reinstall "$MMCV_WHEEL"
 
-log "installing the OpenMMLab stack, ONNX and test requirements"
+log "installing the OpenMMLab stack, ONNX, OpenVINO and test requirements"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" \
   -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
   -r "$ROOT/requirements/optional.txt"

@@ -113,11 +113,22 @@ def size_table(report: dict) -> List[str]:
     return rows
 
 
+def _ms(row: dict, key: str) -> str:
+    return f'{row[key]:.3f}' if key in row else '-'
+
+
+def _speedup(row: dict, key: str) -> str:
+    return f'{row[key]:.2f}x' if key in row else '-'
+
+
 def latency_lines(report: dict) -> List[str]:
-    """Markdown table of ONNX Runtime latency, dense FP32 graph vs GPUSQ
-    INT8 graph, one row per task and batch (or why a task has none)."""
-    rows = ['| task | input | batch | dense FP32 ms | GPUSQ INT8 ms | '
-            'INT8 speed-up |', '|---|---|---|---|---|---|']
+    """Markdown table of CPU latency, dense FP32 graph vs GPUSQ INT8 graph
+    on ONNX Runtime and on OpenVINO, one row per task and batch (or why a
+    task has none)."""
+    rows = ['| task | input | batch | ORT dense FP32 ms | ORT GPUSQ INT8 ms '
+            '| ORT INT8 speed-up | OpenVINO dense FP32 ms | OpenVINO GPUSQ '
+            'INT8 ms | OpenVINO INT8 speed-up |',
+            '|---|---|---|---|---|---|---|---|---|']
     notes = []
     for t in report['tasks'].values():
         d = t.get('deploy', {})
@@ -129,7 +140,12 @@ def latency_lines(report: dict) -> List[str]:
         for r in d['latency']:
             rows.append(f'| {t["name"]} | {shape} | {r["batch"]} | '
                         f'{r["fp32_ms"]:.3f} | {r["int8_ms"]:.3f} | '
-                        f'{r["speedup"]:.2f}x |')
+                        f'{r["speedup"]:.2f}x | {_ms(r, "ov_fp32_ms")} | '
+                        f'{_ms(r, "ov_int8_ms")} | '
+                        f'{_speedup(r, "ov_speedup")} |')
+        skipped = (d.get('openvino') or {}).get('skipped')
+        if skipped:
+            notes.append(f'- {t["name"]}: OpenVINO not run: {skipped}')
     return (rows if len(rows) > 2 else []) + notes
 
 
@@ -139,7 +155,8 @@ def write_markdown(path: str, report: dict) -> None:
              f'{report["wall_s"] / 60:.1f} min; command: '
              f'`{report["command"]}`', '', '## Accuracy', '',
              *results_table(report), '', '## Weight sizes', '',
-             *size_table(report), '', '## ONNX Runtime latency', '',
+             *size_table(report), '',
+             '## CPU latency (ONNX Runtime, OpenVINO)', '',
              *latency_lines(report), '', '## Step times', '']
     for t in report['tasks'].values():
         lines.append(f'- {t["name"]}: ' + ', '.join(
@@ -203,18 +220,31 @@ def write_plots(out_dir: str, report: dict) -> List[str]:
            if t.get('deploy', {}).get('status') == 'ok'
            for r in t['deploy']['latency']]
     if lat:
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        x = range(len(lat))
-        ax.bar([i - 0.2 for i in x], [r['fp32_ms'] for _, r in lat], 0.4,
-               label='dense FP32')
-        ax.bar([i + 0.2 for i in x], [r['int8_ms'] for _, r in lat], 0.4,
-               label='GPUSQ INT8')
-        ax.set_xticks(list(x), [f'{n} b{r["batch"]}' for n, r in lat])
-        ax.set_yscale('log')
-        ax.set_ylabel('ONNX Runtime median ms')
-        ax.legend()
-        save(fig, 'latency.png')
+        save(_latency_figure(plt, lat), 'latency.png')
     return names
+
+
+def _latency_figure(plt, lat: list):
+    """Grouped bars: dense FP32 and GPUSQ INT8 on ONNX Runtime and (where
+    timed) OpenVINO, per task and batch."""
+    bars = [('fp32_ms', 'ORT dense FP32', '#bbb'),
+            ('int8_ms', 'ORT GPUSQ INT8', '#47a'),
+            ('ov_fp32_ms', 'OpenVINO dense FP32', '#888'),
+            ('ov_int8_ms', 'OpenVINO GPUSQ INT8', '#4a7')]
+    bars = [b for b in bars if any(b[0] in r for _, r in lat)]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(bars)
+    for j, (key, label, color) in enumerate(bars):
+        ax.bar([i + (j - (len(bars) - 1) / 2) * width
+                for i in range(len(lat))],
+               [r.get(key, 0) for _, r in lat], width, label=label,
+               color=color)
+    ax.set_xticks(list(range(len(lat))),
+                  [f'{n} b{r["batch"]}' for n, r in lat])
+    ax.set_yscale('log')
+    ax.set_ylabel('CPU median ms')
+    ax.legend(fontsize=7)
+    return fig
 
 
 def ensure_dir(path: str) -> str:

@@ -1,8 +1,8 @@
-"""ONNX Runtime CPU latency of several graphs on the same input, timed
-interleaved (A, B, C, A, B, C, ...) so that a load change on the machine
-hits every graph alike."""
+"""CPU latency of several graphs (ONNX Runtime sessions, OpenVINO infer
+requests) on the same input, timed interleaved (A, B, C, A, B, C, ...) so
+that a load change on the machine hits every graph alike."""
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -39,21 +39,44 @@ def time_onnx(paths: Dict[str, str], inputs: np.ndarray, threads: int = 2,
         dict: ``{label: dict(median_ms, times_ms, outputs)}``; ``outputs``
         are the first run's outputs.
     """
+    runners = {k: ort_runner(p, threads, spinning) for k, p in paths.items()}
+    return time_runners(runners, inputs, warmup, repeats)
+
+
+def ort_runner(path: str, threads: int = 2,
+               spinning: bool = True) -> Callable[[np.ndarray], list]:
+    """``inputs -> outputs`` of an ONNX Runtime CPU session of ``path``."""
+    sess = ort_session(path, threads, spinning=spinning)
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})
+
+
+def time_runners(runners: Dict[str, Callable[[np.ndarray], list]],
+                 inputs: np.ndarray, warmup: int = 10,
+                 repeats: int = 30) -> Dict[str, dict]:
+    """Time each runner (ONNX Runtime sessions, OpenVINO requests, ...)
+    on ``inputs``, interleaved.
+
+    Args:
+        runners (dict): ``{label: inputs -> outputs}``.
+        inputs (np.ndarray): The input, float32.
+        warmup (int): Untimed runs of each first. Defaults to 10.
+        repeats (int): Timed runs of each. Defaults to 30.
+
+    Returns:
+        dict: ``{label: dict(median_ms, times_ms, outputs)}``.
+    """
     if repeats < 1:
         raise ValueError(f'repeats must be >= 1, got {repeats}')
-    sessions = {k: ort_session(p, threads, spinning=spinning)
-                for k, p in paths.items()}
-    feeds = {k: {s.get_inputs()[0].name: inputs}
-             for k, s in sessions.items()}
-    outputs = {k: s.run(None, feeds[k]) for k, s in sessions.items()}
+    outputs = {k: run(inputs) for k, run in runners.items()}
     for _ in range(warmup):
-        for k, s in sessions.items():
-            s.run(None, feeds[k])
-    times: Dict[str, List[float]] = {k: [] for k in sessions}
+        for run in runners.values():
+            run(inputs)
+    times: Dict[str, List[float]] = {k: [] for k in runners}
     for _ in range(repeats):
-        for k, s in sessions.items():
+        for k, run in runners.items():
             start = time.perf_counter()
-            s.run(None, feeds[k])
+            run(inputs)
             times[k].append((time.perf_counter() - start) * 1e3)
     return {k: dict(median_ms=float(np.median(v)), times_ms=v,
                     outputs=outputs[k]) for k, v in times.items()}

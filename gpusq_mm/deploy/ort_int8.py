@@ -17,7 +17,10 @@ Both keep the Q/DQ graph's int8 values exactly:
   symmetric range ``[-127, 127]``); ``QuantizeLinear -> Clip(q, 1, 255)``
   on the uint8 integers gives the same values and costs a quarter of the
   memory traffic. Behind a ``Relu``/``Softmax``/``Sigmoid`` (non-negative
-  values) the Clip has nothing to do and is dropped.
+  values) the Clip has nothing to do and is dropped; behind an (erf) GELU,
+  whose values are >= -0.16997, too, when that bound is inside the
+  quantizer's range (``-0.1701 >= -127 s``: every ``round(x / s)`` is
+  >= -127 already).
 - The bias of an ``Add`` after the GEMM goes into the kernel
   (``MatMulIntegerToFloat``'s ``bias`` input): the same float sum.
 """
@@ -32,6 +35,9 @@ U8_ZERO_POINT = 'gpusq_u8_zero_point'
 _U8_LOW, _U8_HIGH = 'gpusq_u8_min127', 'gpusq_u8_max'
 #: Producers whose outputs are >= 0 (a ``min=-127 s`` Clip is a no-op).
 NON_NEGATIVE = ('Relu', 'Softmax', 'Sigmoid')
+#: A lower bound of GELU, ``min x * Phi(x) = -0.169971...`` with a margin
+#: for float rounding.
+GELU_MIN = -0.1701
 MS_DOMAIN = 'com.microsoft'
 
 
@@ -184,10 +190,54 @@ def _through_identity(g: _Graph, name: str):
     return node
 
 
+def _const_of(g: _Graph, node, value: float) -> Optional[str]:
+    """The input of a two-input ``node`` that is not the scalar constant
+    ``value`` (None when neither input is that constant)."""
+    for i, other in ((0, 1), (1, 0)):
+        const = g.consts.get(node.input[i])
+        if const is not None and const.size == 1 and \
+                np.isclose(float(const.reshape(())), value, rtol=1e-6):
+            return node.input[other]
+    return None
+
+
+def _is_erf_gelu(g: _Graph, node) -> bool:
+    """Whether ``node`` ends PyTorch's exported exact GELU,
+    ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)`` (or ``Gelu``)."""
+    if node.op_type == 'Gelu':
+        return True
+    if node.op_type != 'Mul' or len(node.input) != 2:
+        return False
+    inner = g.producer.get(_const_of(g, node, 0.5) or '')
+    if inner is None or inner.op_type != 'Mul':
+        return False
+    for x, add in ((0, 1), (1, 0)):
+        add = g.producer.get(inner.input[add])
+        if add is None or add.op_type != 'Add':
+            continue
+        erf = g.producer.get(_const_of(g, add, 1.0) or '')
+        div = g.producer.get(erf.input[0]) \
+            if erf is not None and erf.op_type == 'Erf' else None
+        if div is not None and div.op_type == 'Div' and \
+                _const_of(g, div, 2 ** 0.5) == inner.input[x]:
+            return True
+    return False
+
+
+def _lower_bound(g: _Graph, node) -> Optional[float]:
+    """A lower bound of ``node``'s output values, or None."""
+    if node is None:
+        return None
+    if node.op_type in NON_NEGATIVE:
+        return 0.0
+    return GELU_MIN if _is_erf_gelu(g, node) else None
+
+
 def quantize_then_clip(model) -> Dict[str, int]:
     """Move each activation quantizer's ``Clip(x, min=-127 s)`` behind
     its ``QuantizeLinear`` as a uint8 ``Clip(q, 1, 255)``, or drop it
-    behind a non-negative producer (in place).
+    behind a producer whose values cannot go below ``-127 s``
+    (non-negative ones, GELU where ``GELU_MIN >= -127 s``; in place).
 
     Clips that :func:`.ort_lowering.clip_to_max` made ``Max`` (behind a
     float ``Conv``) and quantizers read by other than DQ / integer GEMMs
@@ -215,10 +265,10 @@ def quantize_then_clip(model) -> Dict[str, int]:
         low = float(np.asarray(g.consts[clip.input[1]]).reshape(()))
         if not np.isclose(low, -127 * scale, rtol=1e-6, atol=0):
             continue
-        before = _through_identity(g, clip.input[0])
+        bound = _lower_bound(g, _through_identity(g, clip.input[0]))
         q.input[0] = clip.input[0]
         g.graph.node.remove(clip)
-        if before is not None and before.op_type in NON_NEGATIVE:
+        if bound is not None and bound >= -127 * scale:
             dropped += 1
         else:
             _to_uint8(g, q)

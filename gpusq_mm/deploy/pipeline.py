@@ -27,7 +27,8 @@ logger = logging.getLogger('gpusq_mm.deploy')
 
 
 class ParityError(RuntimeError):
-    """ONNX Runtime's outputs do not match the PyTorch model's."""
+    """A deployed graph's outputs (ONNX Runtime or OpenVINO) do not match
+    the PyTorch model's."""
 
 
 class DeployPipeline:
@@ -74,7 +75,7 @@ class DeployPipeline:
         return [self.check_inputs, self.load_checkpoint,
                 self.build_deploy_model,
                 self.export_onnx, self.verify_onnx, self.write_int4,
-                self.lower_for_ort,
+                self.lower_for_ort, self.convert_openvino,
                 self.verify_outputs, self.build_trt, self.write_report]
 
     def run(self) -> dict:
@@ -92,7 +93,7 @@ class DeployPipeline:
                       f"images passed, {r['needed']} needed"
                       for name, r in parity['graphs'].items()
                       if not r['passed']}
-            raise ParityError(f'ONNX Runtime vs PyTorch parity failed: '
+            raise ParityError(f'parity failed against PyTorch: '
                               f'{failed}; per-image verdicts in '
                               f'{self.work_dir}/report.md')
         return self.report
@@ -208,10 +209,24 @@ class DeployPipeline:
         self.report['ort_lowering'] = dict(onnx=self.ort_path,
                                            **lowering_counts(facts))
 
+    def convert_openvino(self) -> None:
+        """``backend_config.type='openvino'``: convert the verified Q/DQ
+        graph to OpenVINO IR ``end2end.xml``/``.bin`` (see
+        :mod:`gpusq_mm.deploy.openvino`); the report states its int8
+        weight bytes and the layers OpenVINO runs in int8. Other backends:
+        nothing."""
+        self.ov_runner = None
+        if self.deploy_cfg.backend_config.type != 'openvino':
+            return
+        from .openvino.step import convert_for_openvino
+        self.report['openvino'], self.ov_runner = convert_for_openvino(
+            self.onnx_path, self.deploy_cfg)
+
     def verify_outputs(self) -> None:
         """Parity against PyTorch of every graph written for the backend
-        (``end2end.onnx``; for onnxruntime also the lowered
-        ``end2end.ort.onnx`` that users run) on the test image plus up to
+        (``end2end.onnx`` with ONNX Runtime; for onnxruntime also the
+        lowered ``end2end.ort.onnx`` that users run, for openvino the IR
+        ``end2end.xml`` run by OpenVINO) on the test image plus up to
         ``codebase_config.parity.num_images`` images of the config's
         val/test set (see :mod:`.parity`); the report keeps per-image
         verdicts, and the top-level numbers are those of ``end2end.onnx``
@@ -223,8 +238,11 @@ class DeployPipeline:
                                                          self.ort_path))
         # one session per graph for all images; the first image's outputs
         # are kept for the report and --show
-        sessions = {osp.basename(p): ort_session(p)
-                    for p in {self.onnx_path, self.ort_path}}
+        runners = {osp.basename(p): partial(run_session, ort_session(p))
+                   for p in {self.onnx_path, self.ort_path}}
+        if getattr(self, 'ov_runner', None) is not None:
+            runners[osp.basename(self.report['openvino']['xml'])] = \
+                self.ov_runner
         first: dict = {}
 
         def keep_first(name: str, run: Callable) -> Callable:
@@ -238,8 +256,8 @@ class DeployPipeline:
             images, lambda path: self.exporter.load_image(path)[0],
             keep_first('torch', lambda x: run_torch(reference,
                                                     x.to(self.device))),
-            {name: keep_first(name, partial(run_session, sess))
-             for name, sess in sorted(sessions.items())},
+            {name: keep_first(name, run)
+             for name, run in sorted(runners.items())},
             self.exporter.compare, rule['min_pass_fraction'])
         top = dict(results[qdq_name]['images'][0])
         top.pop('image')
@@ -248,6 +266,9 @@ class DeployPipeline:
             rule=rule, graphs=results)
         ref, got = first['torch'], first[qdq_name]
         self.outputs = dict(torch=ref, onnxruntime=got)
+        if 'openvino' in self.report:
+            self.outputs['openvino'] = first[osp.basename(
+                self.report['openvino']['xml'])]
         if ort_name != qdq_name:
             lowered = first[ort_name]
             self.report['ort_lowering'].update(

@@ -51,3 +51,27 @@ def quick_gpusq(model: nn.Module, calib_inputs: Sequence[Tensor],
 
     calibrate(model, loop)
     return sorted(masks), masks
+
+
+@torch.no_grad()
+def reinit_zero_layers(model: nn.Module, std: float = 0.02,
+                       seed: int = 0) -> List[str]:
+    """Re-initialise the Linear/Conv weights that are all zeros.
+
+    mmpretrain's ViT/DeiT heads are zero-initialised, so a randomly
+    initialised model outputs all zeros and any agreement check on its
+    outputs compares zeros with zeros. Benchmarks on random weights call
+    this first (normal init, ``std``, biases kept).
+
+    Returns:
+        list[str]: Names of the re-initialised modules.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    done = []
+    for name, module in model.named_modules():
+        weight = getattr(module, 'weight', None)
+        if isinstance(module, (nn.Linear, nn.Conv2d)) and \
+                weight is not None and not weight.any():
+            weight.copy_(torch.randn(weight.shape, generator=gen) * std)
+            done.append(name)
+    return done

@@ -88,6 +88,21 @@ def _parity_lines(parity: dict) -> List[str]:
     return lines
 
 
+def _openvino_lines(facts) -> List[str]:
+    """The OpenVINO IR, its weight bytes and its int8 layers."""
+    if not facts:
+        return []
+    run = facts['execution']
+    return [f"- OpenVINO IR: `{facts['xml']}` ({facts['bin_bytes']} bytes "
+            f".bin, {facts['int8_weight_bytes']} of them int8 weights; "
+            f"compress_to_fp16={facts['compress_to_fp16']}; OpenVINO "
+            f"{facts['openvino']})",
+            f"- OpenVINO runs {run['int8_gemm_layers']} of "
+            f"{run['gemm_layers']} GEMM/conv layers in int8 "
+            f"(inference precision {facts['inference_precision']}); "
+            f"float: {run['float_gemm_layers'][:8]}"]
+
+
 def markdown(report: dict) -> str:
     """Render the report as Markdown."""
     rows = report.get('layers', [])
@@ -103,7 +118,8 @@ def markdown(report: dict) -> str:
         f"initializers), {sum(bool(r['weight_bits']) for r in rows)} "
         'with Q/DQ',
         f"- sizes: {json.dumps(report.get('sizes', {}))}",
-        f"- parity (ONNX Runtime vs PyTorch): "
+        *_openvino_lines(report.get('openvino')),
+        f"- parity vs PyTorch (every graph below): "
         f"{'PASSED' if parity.get('passed') else 'FAILED'} "
         f"{json.dumps(_summary(parity))}",
         *_parity_lines(parity),

@@ -40,6 +40,14 @@ def test_quick_demo_cls(tmp_path):
     assert all(r['fp32_ms'] > 0 and r['int8_ms'] > 0
                for r in deploy['latency'])
     assert deploy['onnx_bytes']['int8'] < deploy['onnx_bytes']['fp32'] / 2
+    # OpenVINO: both deploys pass parity (checked above), both IRs timed,
+    # the INT8 IR's GEMMs run in int8
+    assert set(deploy['parity']) == {'fp32', 'int8', 'ov_fp32', 'ov_int8'}
+    assert all(r['ov_fp32_ms'] > 0 and r['ov_int8_ms'] > 0
+               for r in deploy['latency'])
+    ov = deploy['openvino']['ov_int8']
+    assert ov['int8_gemm_layers'] == 16 and ov['int8_weight_bytes'] > 0
+    assert deploy['openvino']['ov_fp32']['int8_weight_bytes'] == 0
     for name in ('accuracy.png', 'sparsity.png', 'sizes.png', 'latency.png'):
         assert (work / name).stat().st_size > 1000, name
     md = (work / 'report.md').read_text()

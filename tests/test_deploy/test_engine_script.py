@@ -94,7 +94,10 @@ def test_deploy_config(leaf):
     assert cfg.codebase_config.type in CODEBASES
     assert cfg.gpusq_config.precision in ('fp32', 'fp16')
     backend = cfg.backend_config
-    assert backend.type in ('onnxruntime', 'tensorrt')
+    assert backend.type in ('onnxruntime', 'tensorrt', 'openvino')
+    if backend.type == 'openvino':  # FP32 weights and inference precision
+        assert backend.common_config.compress_to_fp16 is False
+        assert backend.common_config.inference_precision == 'f32'
     if backend.type == 'tensorrt':
         common = backend.common_config
         assert common.strongly_typed and 'fp16_mode' not in common

@@ -15,14 +15,30 @@ from gpusq_mm.deploy.ort_int8 import (U8_ZERO_POINT, integer_matmuls,
 SCALE = np.float32(0.05)
 
 
-def _qdq_linear(relu: bool = False, extra_reader: bool = False):
-    """``[Relu] -> Clip(-127 s) -> Q -> DQ -> MatMul(DQ(W)) + b`` with the
-    dequantized activation as a second output."""
+def _gelu(x: str, out: str) -> list:
+    """PyTorch's exported exact GELU, ``x * (erf(x / sqrt 2) + 1) * 0.5``."""
+    def const(name, value):
+        return helper.make_node('Constant', [], [name], value=helper.
+                                make_tensor(name, TensorProto.FLOAT, [],
+                                            [value]))
+    return [const('sqrt2', 2 ** 0.5), const('one', 1.0),
+            const('half', 0.5),
+            helper.make_node('Div', [x, 'sqrt2'], ['g_div']),
+            helper.make_node('Erf', ['g_div'], ['g_erf']),
+            helper.make_node('Add', ['g_erf', 'one'], ['g_add']),
+            helper.make_node('Mul', [x, 'g_add'], ['g_mul']),
+            helper.make_node('Mul', ['g_mul', 'half'], [out])]
+
+
+def _qdq_linear(relu: bool = False, extra_reader: bool = False,
+                gelu: bool = False, scale: np.float32 = SCALE):
+    """``[Relu|GELU] -> Clip(-127 s) -> Q -> DQ -> MatMul(DQ(W)) + b`` with
+    the dequantized activation as a second output."""
     gen = np.random.default_rng(0)
     w = gen.integers(-127, 128, (16, 8)).astype(np.int8)
     inits = [
-        numpy_helper.from_array(np.array(-127 * SCALE, np.float32), 'low'),
-        numpy_helper.from_array(np.array(SCALE), 's'),
+        numpy_helper.from_array(np.array(-127 * scale, np.float32), 'low'),
+        numpy_helper.from_array(np.array(scale), 's'),
         numpy_helper.from_array(np.array(0, np.int8), 'zp'),
         numpy_helper.from_array(w, 'w'),
         numpy_helper.from_array(
@@ -31,9 +47,11 @@ def _qdq_linear(relu: bool = False, extra_reader: bool = False):
         numpy_helper.from_array(gen.standard_normal(8).astype(np.float32),
                                 'b'),
     ]
-    nodes = [helper.make_node('Relu', ['x'], ['r'])] if relu else []
+    nodes = [helper.make_node('Relu', ['x'], ['r'])] if relu else \
+        _gelu('x', 'r') if gelu else []
     nodes += [
-        helper.make_node('Clip', ['r' if relu else 'x', 'low'], ['c']),
+        helper.make_node('Clip', ['r' if relu or gelu else 'x', 'low'],
+                         ['c']),
         helper.make_node('QuantizeLinear', ['c', 's', 'zp'], ['q']),
         helper.make_node('DequantizeLinear', ['q', 's', 'zp'], ['xq']),
         helper.make_node('DequantizeLinear', ['w', 'sw', 'zw'], ['wf'],
@@ -98,6 +116,28 @@ def test_integer_gemm_keeps_integers_and_result(relu):
     np.testing.assert_array_equal(xq, xq_ref)
     assert xq.min() >= -127 * SCALE and xq.max() <= 127 * SCALE
     np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('scale', [SCALE, np.float32(0.001)])
+def test_clip_behind_gelu_dropped_only_when_bounded(scale):
+    """GELU >= -0.16997: with s = 0.05 no value can quantize below -127 and
+    the Clip goes; with s = 0.001 GELU's minimum is -170 steps and the
+    Clip must stay (dropping it would give -128 there: the inputs below
+    reach the minimum, so the check on the integers would fail)."""
+    model = _qdq_linear(gelu=True, scale=scale)
+    lowered = onnx.ModelProto()
+    lowered.CopyFrom(model)
+    integer_matmuls(lowered)
+    clips = quantize_then_clip(lowered)
+    big = scale == SCALE
+    assert clips == dict(moved=0 if big else 1, dropped=1 if big else 0)
+    x = np.linspace(-3, 3, 160, dtype=np.float32).reshape(2, 5, 16)
+    x.reshape(-1)[0] = -0.7518  # GELU's minimum, -0.16997
+    (_, xq_ref), (_, xq) = _run(model, x), _run(lowered, x)
+    np.testing.assert_array_equal(xq, xq_ref)
+    assert xq.min() >= -127 * scale
+    if not big:
+        assert xq.min() == pytest.approx(-127 * scale)  # clipped
 
 
 def test_int8_tensor_read_elsewhere_stays():

@@ -1,20 +1,25 @@
-"""ONNX Runtime CPU latency: FP32 vs our INT8 Q/DQ export (as exported for
-TensorRT, and lowered for ONNX Runtime) vs ONNX Runtime's own static
-quantizer applied to the FP32 export, measured in one run.
+"""CPU latency on ONNX Runtime and OpenVINO: FP32 vs our INT8 Q/DQ export
+vs ONNX Runtime's own static quantizer (in each of its settings), all timed
+interleaved in one run.
 
     python tools/analysis/benchmark_onnx.py MODEL_CFG [--checkpoint CKPT] \\
-        [--shape 224 224] [--batch 1] [--threads 2] [--repeats 30] \\
-        [--work-dir OUT]
+        [--shape 224 224] [--batch 1] [--threads 2] [--repeats 20] \\
+        [--no-spin] [--peers u8s8_qdq s8s8_qdq ...] [--work-dir OUT]
 
 MODEL_CFG may be ``mmpretrain::deit/deit-small_4xb256_in1k.py``. Without a
-checkpoint the model keeps its random init and gets one-shot 2:4 masks and
-max calibration on random inputs (enough for speed, not for accuracy).
-Timings are interleaved (FP32, ours, ours lowered, peer, FP32, ...) after a
-warm-up; ratios are FP32 median / variant median. ``gpusq_int8`` is the
-explicit Q/DQ graph that TensorRT gets; ``gpusq_int8_ort`` is the same graph
-after :func:`gpusq_mm.deploy.ort_lowering.lower_for_ort`, the file the
-``onnxruntime`` deploy backend runs (same outputs, see ``max_rel_diff``).
-Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``.
+checkpoint the model keeps its random init, its all-zero layers (the
+zero-initialised ViT/DeiT heads) are re-initialised so that the outputs
+compared are not zeros, and it gets one-shot 2:4 masks and max calibration
+on random inputs (enough for speed, not for accuracy).
+
+Graphs (see :mod:`gpusq_mm.deploy.cpu_benchmark` for the labels): the FP32
+export and our INT8 Q/DQ export on both runtimes (OpenVINO through the IR
+the ``openvino`` deploy backend writes, FP32 weights, FP32 inference
+precision), our export lowered for ONNX Runtime (the file the
+``onnxruntime`` backend runs), and ONNX Runtime's ``quantize_static`` of
+the FP32 export in U8S8/S8S8 x QDQ/QOperator on both runtimes; the table
+marks the best peer per runtime. Ratios are medians of interleaved runs
+(after a warm-up). Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``.
 """
 import argparse
 import json
@@ -27,14 +32,14 @@ import torch
 from mmengine.config import Config
 
 import gpusq_mm  # noqa: F401
-from gpusq_mm.deploy.codebases.base import cosine
+from gpusq_mm.deploy.cpu_benchmark import run_benchmark, table
 from gpusq_mm.deploy.exporter import export_onnx
-from gpusq_mm.deploy.latency import time_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
 from gpusq_mm.deploy.ort_lowering import (lower_file, lowering_counts,
                                           max_rel_diff)
+from gpusq_mm.deploy.peers import PEER_SETTINGS, quantize_peers, random_calib
 from gpusq_mm.deploy.qdq import build_deploy_model
-from gpusq_mm.deploy.quick import quick_gpusq
+from gpusq_mm.deploy.quick import quick_gpusq, reinit_zero_layers
 
 
 class _Tensor(torch.nn.Module):
@@ -60,13 +65,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=10)
-    parser.add_argument('--repeats', type=int, default=30)
+    parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--calib-batches', type=int, default=4)
     parser.add_argument('--no-spin', action='store_true',
                         help='idle ORT workers sleep instead of spinning: '
                         'on a machine with no more cores than --threads, '
                         'the spinning workers of the session timed before '
                         'slow down the next one')
+    parser.add_argument('--peers', nargs='*', default=list(PEER_SETTINGS),
+                        choices=list(PEER_SETTINGS),
+                        help='quantize_static settings of the peer')
+    parser.add_argument('--profile', action='store_true',
+                        help='also write per-operator times of the INT8 '
+                        'graphs (ORT profiler, OpenVINO perf counters) to '
+                        'profile.json / profile.md')
     parser.add_argument('--work-dir', default='work_dirs/benchmark_onnx')
     return parser.parse_args()
 
@@ -84,8 +96,10 @@ def load_config(path: str) -> Config:
 
 
 def build_models(args, x: torch.Tensor):
-    """The FP32 model (2:4 weights, no quantization) and the deploy one."""
+    """The FP32 model (2:4 weights, no quantization), the deploy one, its
+    :class:`DeployInfo` and the re-initialised all-zero layers."""
     cfg = load_config(args.model_cfg)
+    reinit: list = []
     if args.checkpoint:
         loaded = load_deploy_model(cfg, args.checkpoint, args.scope)
         model, sparse = loaded.model, loaded.sparse_params
@@ -93,34 +107,37 @@ def build_models(args, x: torch.Tensor):
     else:
         torch.manual_seed(0)
         model = build_task_model(cfg, args.scope, init_weights=True)
+        reinit = reinit_zero_layers(model)
         calib = [torch.randn_like(x) for _ in range(args.calib_batches)]
         sparse, masks = quick_gpusq(model, calib)
     deploy, info = build_deploy_model(model, sparse, masks)
     from gpusq_mm.quantization import range_holders
     for holder in range_holders(model).values():
         holder.quant_state = 'off'  # the FP32 reference: same weights
-    return model, deploy, info
+    return model, deploy, info, reinit
 
 
-def quantize_peer(fp32: str, out: str, x: torch.Tensor, n: int) -> None:
-    """ONNX Runtime's QDQ S8S8 per-channel static quantization."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
-                                          QuantType, quantize_static)
-
-    class Reader(CalibrationDataReader):
-
-        def __init__(self) -> None:
-            g = torch.Generator().manual_seed(1)
-            self.data = iter([{'input': torch.randn(
-                x.shape, generator=g).numpy()} for _ in range(n)])
-
-        def get_next(self):
-            return next(self.data, None)
-
-    quantize_static(fp32, out, Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8,
-                    op_types_to_quantize=['MatMul', 'Gemm', 'Conv'])
+def export_graphs(args, model, deploy, x: torch.Tensor) -> tuple:
+    """Write the FP32 and INT8 ONNX files, the ORT lowering, the OpenVINO
+    IRs and ONNX Runtime's peers; returns ``({label: (runtime, path)}``,
+    lowering facts)."""
+    from gpusq_mm.deploy.openvino import convert_to_ir
+    path = {k: osp.join(args.work_dir, f'{k}.onnx')
+            for k in ('fp32', 'gpusq_int8', 'gpusq_int8_lowered')}
+    export_onnx(_Tensor(model), x, path['fp32'], ['output'])
+    export_onnx(_Tensor(deploy), x, path['gpusq_int8'], ['output'])
+    lowering = lower_file(path['gpusq_int8'], path['gpusq_int8_lowered'])
+    graphs = {f'ort_{k}': ('ort', p) for k, p in path.items()}
+    for k in ('fp32', 'gpusq_int8'):  # as the openvino deploy writes them
+        xml = osp.join(args.work_dir, f'{k}.xml')
+        convert_to_ir(path[k], xml, compress_to_fp16=False)
+        graphs[f'ov_{k}'] = ('ov', xml)
+    calib = random_calib(tuple(x.shape), args.calib_batches)
+    for label, p in quantize_peers(path['fp32'], args.work_dir, calib,
+                                   args.peers).items():
+        graphs[label] = ('ort', p)
+        graphs['ov' + label[3:]] = ('ov', p)
+    return graphs, lowering
 
 
 def main() -> None:
@@ -129,64 +146,94 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = torch.randn(args.batch, 3, *args.shape,
                     generator=torch.Generator().manual_seed(0))
-    model, deploy, info = build_models(args, x)
-    paths = {k: osp.join(args.work_dir, f'{k}.onnx')
-             for k in ('fp32', 'gpusq_int8', 'gpusq_int8_ort',
-                       'ort_quantize_static')}
-    export_onnx(_Tensor(model), x, paths['fp32'], ['output'])
-    export_onnx(_Tensor(deploy), x, paths['gpusq_int8'], ['output'])
-    lowering = lower_file(paths['gpusq_int8'], paths['gpusq_int8_ort'])
-    quantize_peer(paths['fp32'], paths['ort_quantize_static'], x,
-                  args.calib_batches)
-    run = time_onnx(paths, x.numpy(), args.threads, args.warmup,
-                    args.repeats, spinning=not args.no_spin)
-    med = {k: r['median_ms'] for k, r in run.items()}
-    ref = run['fp32']['outputs'][0]
+    model, deploy, info, reinit = build_models(args, x)
+    graphs, lowering = export_graphs(args, model, deploy, x)
+    run = run_benchmark(graphs, x.numpy(), args.threads, args.warmup,
+                        args.repeats, spinning=not args.no_spin)
+    outputs = run.pop('outputs')
+    lowering = dict(lowering_counts(lowering), max_rel_diff=max_rel_diff(
+        outputs['ort_gpusq_int8'][0], outputs['ort_gpusq_int8_lowered'][0]))
     result = dict(
         model_cfg=args.model_cfg, checkpoint=args.checkpoint,
         input_shape=list(x.shape), threads=args.threads,
-        spinning=not args.no_spin,
-        warmup=args.warmup, repeats=args.repeats,
-        machine=dict(cpu=platform.processor() or platform.machine(),
-                     cores=os.cpu_count()),
-        versions=_versions(), quantized_layers=len(info.quantized),
-        sparse_layers=len(info.sparse), median_ms=med,
-        speedup_vs_fp32={k: med['fp32'] / v for k, v in med.items()},
-        cosine_vs_fp32={k: cosine(ref, r['outputs'][0])
-                        for k, r in run.items()},
-        ort_lowering=dict(
-            **lowering_counts(lowering),
-            max_rel_diff=max_rel_diff(run['gpusq_int8']['outputs'][0],
-                                      run['gpusq_int8_ort']['outputs'][0])),
-        times_ms={k: r['times_ms'] for k, r in run.items()})
+        spinning=not args.no_spin, warmup=args.warmup, repeats=args.repeats,
+        machine=_machine(), versions=_versions(),
+        quantized_layers=len(info.quantized), sparse_layers=len(info.sparse),
+        reinitialised_zero_layers=reinit,
+        graphs={k: osp.basename(p) for k, (_, p) in graphs.items()},
+        ort_lowering=lowering, **run)
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:
         json.dump(result, f, indent=2)
+    if args.profile:
+        write_profiles(args, graphs, x.numpy())
     table = _table(result)
     with open(osp.join(args.work_dir, 'benchmark.md'), 'w') as f:
         f.write(table)
     print(table)
 
 
+def write_profiles(args, graphs: dict, inputs) -> None:
+    """Per-operator profiles of FP32 and our INT8 graph on each runtime
+    (``profile.json``, ``profile.md``)."""
+    from gpusq_mm.deploy.op_profile import (profile_ort, profile_ov,
+                                            profile_table)
+    labels = ('ort_fp32', 'ort_gpusq_int8_lowered', 'ov_fp32',
+              'ov_gpusq_int8')
+    profiles = {k: (profile_ort if graphs[k][0] == 'ort' else profile_ov)(
+        graphs[k][1], inputs, args.threads) for k in labels}
+    with open(osp.join(args.work_dir, 'profile.json'), 'w') as f:
+        json.dump(profiles, f, indent=2)
+    lines = []
+    for k, rows in profiles.items():
+        lines += [f'### {k} ({sum(r["ms"] for r in rows):.2f} ms summed)',
+                  '', *profile_table(rows), '']
+    with open(osp.join(args.work_dir, 'profile.md'), 'w') as f:
+        f.write('\n'.join(lines))
+    print('\n'.join(lines))
+
+
+def _machine() -> dict:
+    flags = ''
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            flags = next((line for line in f if line.startswith('flags')),
+                         '')
+    isa = ('avx512_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16', 'avx_vnni')
+    return dict(cpu=platform.processor() or platform.machine(),
+                cores=os.cpu_count(),
+                isa=[k for k in isa if k in flags.split()])
+
+
 def _versions() -> dict:
     import onnx
     import onnxruntime
+    import openvino
     return dict(torch=torch.__version__, onnx=onnx.__version__,
-                onnxruntime=onnxruntime.__version__)
+                onnxruntime=onnxruntime.__version__,
+                openvino=openvino.get_version())
 
 
 def _table(r: dict) -> str:
-    lines = [f"ONNX Runtime CPU, {r['model_cfg']}, input {r['input_shape']},"
-             f" {r['threads']} threads"
-             f"{'' if r['spinning'] else ' (no spinning)'}, median of "
-             f"{r['repeats']} (interleaved)", '',
-             '| export | median ms | speedup vs FP32 | cosine vs FP32 |',
-             '|---|---|---|---|']
-    for k, ms in r['median_ms'].items():
-        lines.append(f'| {k} | {ms:.2f} | {r["speedup_vs_fp32"][k]:.2f}x | '
-                     f'{r["cosine_vs_fp32"][k]:.4f} |')
+    t = r['targets']
+    peers = {rt: p.split('_qs_')[-1] for rt, p in r['peers'].items() if p}
+    lines = [f"CPU latency, {r['model_cfg']}, input {r['input_shape']}, "
+             f"{r['threads']} threads"
+             f"{'' if r['spinning'] else ' (ORT workers not spinning)'}, "
+             f"median of {r['repeats']} (interleaved)", '', *table(r), '',
+             f"best quantize_static setting: ONNX Runtime {peers.get('ort')}"
+             f", OpenVINO {peers.get('ov')}",
+             f"OpenVINO INT8 (ours) vs OpenVINO FP32: "
+             f"{t['ov_int8_vs_ov_fp32']:.2f}x; vs OpenVINO on ORT's peer: "
+             f"{t['ov_int8_vs_ov_peer']:.2f}x",
+             f"ORT-lowered INT8 (ours) vs ORT FP32: "
+             f"{t['ort_lowered_vs_ort_fp32']:.2f}x; vs ORT's best peer: "
+             f"{t['ort_lowered_vs_ort_peer']:.2f}x"]
+    if r['skipped']:
+        lines.append(f"not run: {sorted(r['skipped'])} (the runtime cannot "
+                     'load them)')
     low = r['ort_lowering']
-    lines += ['', f"gpusq_int8_ort = gpusq_int8 lowered for ONNX Runtime "
-              f"({low['integer_matmuls']} int8 MatMulIntegerToFloat, of "
+    lines += ['', f"gpusq_int8_lowered = gpusq_int8 lowered for ONNX Runtime"
+              f" ({low['integer_matmuls']} int8 MatMulIntegerToFloat, of "
               f"them {low['pointwise_to_matmul']} 1x1 Conv, "
               f"{low['conv_weights_folded']} Conv weight DQ folded, "
               f"{low['clips_moved']} activation Clips on uint8, "

@@ -167,7 +167,16 @@ class BaseExporter:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two arrays, flattened."""
+    """Cosine similarity of two arrays, flattened.
+
+    Returns:
+        float: NaN when either array is all zeros (or not finite): the
+        angle is undefined there, and two all-zero outputs (e.g. a
+        zero-initialised head) agree on nothing. Every comparison with
+        NaN is False, so a threshold check on it fails.
+    """
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
     denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom else float(np.array_equal(a, b))
+    if not denom or not np.isfinite(denom):
+        return float('nan')
+    return float(a @ b / denom)

@@ -27,7 +27,9 @@ class _Logits(nn.Module):
 class MMPretrainExporter(BaseExporter):
     """ImageClassifier (ViT/DeiT/Swin backbones) to ``logits``.
 
-    Parity: logits cosine >= 0.999 and the same top-1 class.
+    Parity: logits cosine >= 0.999 and the same top-1 class. All-zero
+    logits (either side) fail: their cosine is NaN (see
+    :func:`.base.cosine`).
     """
 
     scope = 'mmpretrain'
@@ -50,4 +52,5 @@ class MMPretrainExporter(BaseExporter):
         top1 = bool((ref.argmax(-1) == got.argmax(-1)).all())
         return dict(logits_cosine=cos, top1_equal=top1,
                     max_abs_diff=float(np.abs(ref - got).max()),
-                    passed=cos >= MIN_COSINE and top1)
+                    all_zero=bool(not ref.any() or not got.any()),
+                    passed=bool(cos >= MIN_COSINE) and top1)

@@ -1,0 +1,2 @@
+_base_ = ['./segmentation_openvino_int8.py']
+gpusq_config = dict(quantize=False, precision='fp32')
