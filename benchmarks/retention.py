@@ -37,7 +37,8 @@ from dataclasses import replace
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from gpusq_mm.demo.retention import CONTROL, GPUSQ, ROWS, train_row  # noqa
+from gpusq_mm.demo.retention import (CONTROL, DEMO, GPUSQ, ROWS,  # noqa
+                                     train_row)
 from gpusq_mm.demo.runner import run_tool  # noqa: E402
 from gpusq_mm.demo.tasks import TASKS, DemoTask  # noqa: E402
 
@@ -75,7 +76,6 @@ def cached(path: str, make):
 def dense(task: DemoTask, work: str, ckpt: str = None) -> dict:
     """Train (or take) the dense starting point; its final metrics."""
     if ckpt:
-        from gpusq_mm.demo.retention import DEMO
         out = run_tool('test.py', [osp.join(DEMO, task.dense_cfg), ckpt,
                                    '--work-dir', osp.join(work, 'test'),
                                    '--cfg-options',
@@ -83,7 +83,6 @@ def dense(task: DemoTask, work: str, ckpt: str = None) -> dict:
                                    *depth_opts(task, 'dense')],
                        osp.join(work, 'test.log'), f'[{task.name}] dense')
         return dict(metrics=task.parse_metrics(out), checkpoint=ckpt)
-    from gpusq_mm.demo.retention import DEMO
     units = task.dense_units
     log = run_tool('train.py', [osp.join(DEMO, task.dense_cfg),
                                 '--work-dir', work, '--cfg-options',
@@ -98,7 +97,7 @@ def dense(task: DemoTask, work: str, ckpt: str = None) -> dict:
 def run_task(task: DemoTask, rows: list, seeds: list, work: str, jobs: int,
              ckpt: str = None) -> dict:
     os.makedirs(work, exist_ok=True)
-    start = dense_result = cached(
+    dense_result = cached(
         osp.join(work, 'dense.json'),
         lambda: dense(task, osp.join(work, 'dense'), ckpt))
     jobs_list = [(row, seed) for seed in seeds for row in rows]
@@ -110,7 +109,7 @@ def run_task(task: DemoTask, rows: list, seeds: list, work: str, jobs: int,
         out = osp.join(work, f'{slug}_seed{seed}')
         os.makedirs(out, exist_ok=True)
         return cached(osp.join(out, 'result.json'), lambda: train_row(
-            task, row, start['checkpoint'], out, seed,
+            task, row, dense_result['checkpoint'], out, seed,
             depth_opts(task, row.base)))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -9,8 +9,9 @@ For each task (``--tasks``, default ``cls seg det``):
 4. the equal-budget control: the dense model fine-tuned for exactly the
    GPUSQ schedule (same epochs/iterations, LR, scheduler, seed), so that
    GPUSQ - control is what GPUSQ costs, not extra training,
-5. evaluate dense / control / 2:4 (end of phase S) / 2:4+INT8 (end of
-   phase Q) with ``tools/test.py`` and the task metric,
+5. evaluate dense / 2:4 (end of phase S) / 2:4+INT8 (end of phase Q) with
+   ``tools/test.py`` and the task metric (the control's is the final
+   validation of its training run, on the same set),
 6. weight sizes (packed INT8 2:4 file) and the per-layer 2:4 check,
 7. deploy the dense (FP32) and the GPUSQ (INT8 Q/DQ, 2:4) checkpoints to
    ONNX with ``tools/deploy.py`` (with its ONNX Runtime vs PyTorch parity
@@ -94,9 +95,9 @@ def run_task(task: DemoTask, work: str, skip_deploy: bool) -> dict:
         'dense': evaluate(task, task.dense_cfg, dense_ckpt,
                           osp.join(work, 'test_dense'),
                           f'[{task.name}] eval dense'),
-        'control': evaluate(task, task.dense_cfg, control['checkpoint'],
-                            osp.join(work, 'test_control'),
-                            f'[{task.name}] eval control'),
+        # the final validation of the control's training run: the same
+        # checkpoint on the same set (test_dataloader = val_dataloader)
+        'control': control['metrics'],
         '2:4': evaluate(task, task.gpusq_cfg, ckpt_s,
                         osp.join(work, 'test_24'), f'[{task.name}] eval 2:4'),
         '2:4+INT8': evaluate(task, task.gpusq_cfg, ckpt_q,

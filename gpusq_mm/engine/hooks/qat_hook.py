@@ -27,6 +27,7 @@ from gpusq_mm.utils.rng import isolated_rng
 from gpusq_mm.utils.scope import check_scope, resolve_scope
 
 from .phase_start import PhaseStart
+from .sparse24_hook import Sparse24Hook
 
 
 @register_hook
@@ -309,7 +310,6 @@ def _all_reduce_sum(tensor: torch.Tensor) -> None:
 def _sparse_masks(runner) -> Optional[Dict[str, torch.Tensor]]:
     """The 2:4 masks of the run's ``Sparse24Hook`` (None without one, or
     before its masks exist)."""
-    from .sparse24_hook import Sparse24Hook
     for hook in runner.hooks:
         if isinstance(hook, Sparse24Hook) and hook.started_at is not None:
             return dict(hook.masks)

@@ -107,7 +107,7 @@ class LogitTaps:
 
     def logits(self, record, path: str) -> Tuple[List[Tensor], int]:
         """Recorded output -> (logit tensors, class dim)."""
-        if path == 'decode_head' and self.seg_head == 'mask_classification':
+        if self.seg_head == 'mask_classification':
             return [mask_classification_logits(*record)], 1
         if self.seg_head == 'mask_transformer':
             return [record], -1

@@ -328,14 +328,13 @@ class MixedKDDistiller(BaseModel):
 
     def gpusq_meta(self) -> dict:
         """What checkpoints record in ``meta['gpusq']['distill']``."""
+        names = [p.name for p in self.pairs]
         mean = (self.phi.loss_sum / self.phi.count.clamp_min(1)).tolist()
         return dict(features=[p.student for p in self.pairs],
                     family=self.feature_family, phi_mode=self.phi.mode,
                     phi_frozen=bool(self.phi.frozen),
-                    phi=dict(zip([p.name for p in self.pairs],
-                                 self.phi.phi.tolist())),
-                    phase_s_mean_loss=dict(zip([p.name for p in self.pairs],
-                                               mean)),
+                    phi=dict(zip(names, self.phi.phi.tolist())),
+                    phase_s_mean_loss=dict(zip(names, mean)),
                     stage2_teacher=self.distill_cfg['stage2_teacher'],
                     teacher='sparse' if bool(self.teacher_sparse) else
                     'dense')
