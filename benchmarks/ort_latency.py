@@ -2,9 +2,9 @@
 Swin-T at 224x224, batch 1 and 8.
 
 Each (model, batch) cell is one run of
-``tools/analysis/benchmark_onnx.py --no-spin``: the FP32 export and our
-INT8 Q/DQ 2:4 export on both runtimes, our export lowered for ONNX Runtime,
-and ONNX Runtime's own ``quantize_static`` of the FP32 export in each of
+``tools/analysis/benchmark_onnx.py --spin SPIN`` (default ``run``): the FP32
+export and our INT8 Q/DQ 2:4 export on both runtimes, our export lowered for
+ONNX Runtime, and ONNX Runtime's own ``quantize_static`` of the FP32 export in each of
 U8S8/S8S8 x QDQ/QOperator on both runtimes (the best setting per runtime is
 the peer), timed interleaved in one process after a warm-up, median of
 ``--repeats``. The models are mmpretrain's DeiT-S and Swin-T with random
@@ -13,7 +13,8 @@ calibration (latency does not depend on the values). Prints JSON, then a
 markdown table::
 
     python benchmarks/ort_latency.py [--models deit-small swin-tiny]
-        [--batches 1 8] [--threads 2] [--repeats 20] [--work-dir DIR]
+        [--batches 1 8] [--threads 2] [--repeats 20] [--spin run]
+        [--work-dir DIR]
 """
 import argparse
 import json
@@ -40,6 +41,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--peers', nargs='*', default=None,
                         help='quantize_static settings (default: all four)')
+    parser.add_argument('--spin', default='run',
+                        choices=['run', 'never', 'always'],
+                        help='how idle ONNX Runtime workers wait (see '
+                        'benchmark_onnx.py --help)')
     parser.add_argument('--work-dir', default='work_dirs/ort_latency')
     args = parser.parse_args()
     if args.repeats < 20:
@@ -55,7 +60,8 @@ def run_cell(model: str, batch: int, args) -> Dict:
            osp.join(REPO, 'tools', 'analysis', 'benchmark_onnx.py'),
            CONFIGS[model], '--batch', str(batch), '--shape', '224', '224',
            '--threads', str(args.threads), '--warmup', str(args.warmup),
-           '--repeats', str(args.repeats), '--no-spin', '--work-dir', out]
+           '--repeats', str(args.repeats), '--spin', args.spin,
+           '--work-dir', out]
     if args.peers is not None:
         cmd += ['--peers', *args.peers]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -100,6 +106,7 @@ def main() -> None:
                   flush=True)
             rows.append(dict(model=model, **run_cell(model, batch, args)))
     print(json.dumps(dict(threads=args.threads, repeats=args.repeats,
+                          spin=args.spin,
                           results=rows), indent=2))
     print(table(rows))
 

@@ -3,7 +3,8 @@
 for OpenVINO and checks each deployed graph against PyTorch; then the four
 deployed graphs (ONNX Runtime: for INT8 the deploy step's ORT lowering,
 ``end2end.ort.onnx``; OpenVINO: the IR ``end2end.xml``) are timed on a real
-validation image, interleaved, ORT's idle workers not spinning, at batch 1
+validation image, interleaved, ORT's workers spinning only within a run
+(``spin='run'``, :data:`gpusq_mm.deploy.exporter.SPIN_MODES`), at batch 1
 and (where the graph's batch is dynamic) batch 8. Without ``openvino``
 installed the OpenVINO half is skipped and the report says so.
 
@@ -127,7 +128,7 @@ def _runner(label: str, path: str, threads: int):
     if label.startswith('ov_'):
         from gpusq_mm.deploy.openvino import OVRunner, compile_ir
         return OVRunner(compile_ir(path, threads))
-    return ort_runner(path, threads, spinning=False)
+    return ort_runner(path, threads, spin='run')
 
 
 def _time(graphs: Dict[str, str], inputs: np.ndarray, threads: int,

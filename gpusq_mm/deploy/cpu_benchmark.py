@@ -18,13 +18,14 @@ from .peers import best_of
 
 
 def build_runners(graphs: Dict[str, Tuple[str, str]], threads: int,
-                  spinning: bool) -> Tuple[Dict[str, Callable], dict]:
+                  spin: str) -> Tuple[Dict[str, Callable], dict]:
     """A runner per graph; graphs a runtime cannot load are left out.
 
     Args:
         graphs (dict): ``{label: (runtime, path)}``, runtime 'ort' or 'ov'.
         threads (int): Threads of every runtime.
-        spinning (bool): ONNX Runtime's idle workers spin.
+        spin (str): How ONNX Runtime's idle workers wait
+            (:data:`.exporter.SPIN_MODES`).
 
     Returns:
         tuple: ``{label: runner}`` and ``{label: why it was left out}``.
@@ -33,7 +34,7 @@ def build_runners(graphs: Dict[str, Tuple[str, str]], threads: int,
     runners, skipped = {}, {}
     for label, (runtime, path) in graphs.items():
         try:
-            runners[label] = ort_runner(path, threads, spinning) \
+            runners[label] = ort_runner(path, threads, spin) \
                 if runtime == 'ort' else OVRunner(compile_ir(path, threads))
         except Exception as e:  # an op the runtime does not convert
             skipped[label] = f'{type(e).__name__}: {str(e)[:300]}'
@@ -78,11 +79,11 @@ def summarize(timed: Dict[str, dict], reference: str = 'ort_fp32') -> dict:
 
 def run_benchmark(graphs: Dict[str, Tuple[str, str]], inputs: np.ndarray,
                   threads: int = 2, warmup: int = 5, repeats: int = 20,
-                  spinning: bool = False) -> dict:
+                  spin: str = 'run') -> dict:
     """Time every graph interleaved and summarize (see :func:`summarize`);
     ``times_ms``, ``skipped`` and ``outputs`` (each graph's first outputs)
     are added."""
-    runners, skipped = build_runners(graphs, threads, spinning)
+    runners, skipped = build_runners(graphs, threads, spin)
     timed = time_runners(runners, inputs, warmup, repeats)
     result = summarize(timed)
     result.update(skipped=skipped,

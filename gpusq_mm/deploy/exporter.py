@@ -55,25 +55,50 @@ def export_onnx(module: nn.Module,
     return path
 
 
-def ort_session(path, threads: int = 0, optimized_path: str = '',
-                spinning: bool = True):
-    """An ONNX Runtime CPU session (``threads`` 0 = ORT's default).
+#: How ONNX Runtime's idle intra-op workers wait (``spin`` below):
+#: ``'always'`` busy-wait, during a run and after it (ORT's default);
+#: ``'run'`` busy-wait during a run and stop after each run
+#: (``session.force_spinning_stop``); ``'never'`` sleep whenever idle
+#: (``session.intra_op.allow_spinning=0``). Sessions timed in turn on a
+#: machine with no more cores than threads slow each other down under
+#: ``'always'``; ``'run'`` avoids that and times each run as a lone session
+#: with ORT's defaults runs it, while ``'never'`` makes every parallel
+#: operator wake a sleeping worker, which penalises graphs with many small
+#: operators (``benchmarks/ort_threading.py``).
+SPIN_MODES = ('always', 'run', 'never')
 
-    ``path`` may also be the serialized model (bytes). ``spinning=False``
-    stops idle intra-op workers from busy-waiting: several sessions timed in
-    turn on a machine with as many cores as threads otherwise slow each
-    other down (``tools/analysis/benchmark_onnx.py --no-spin``).
-    """
+
+def ort_session_options(threads: int = 0, spin: str = 'always'):
+    """``onnxruntime.SessionOptions`` with ``threads`` intra-op threads
+    (0 = ORT's default) and the worker wait mode ``spin`` (see
+    :data:`SPIN_MODES`)."""
     import onnxruntime as ort
+    if spin not in SPIN_MODES:
+        raise ValueError(f'spin must be one of {SPIN_MODES}, got {spin!r}')
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    if not spinning:
+    if spin == 'never':
         opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    elif spin == 'run':
+        opts.add_session_config_entry('session.force_spinning_stop', '1')
+    opts.log_severity_level = 3
+    return opts
+
+
+def ort_session(path, threads: int = 0, optimized_path: str = '',
+                spin: str = 'always'):
+    """An ONNX Runtime CPU session (``threads`` 0 = ORT's default).
+
+    ``path`` may also be the serialized model (bytes). ``spin`` is how idle
+    workers wait (:data:`SPIN_MODES`); timing several sessions in turn
+    needs ``'run'`` or ``'never'``.
+    """
+    import onnxruntime as ort
+    opts = ort_session_options(threads, spin)
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
-    opts.log_severity_level = 3
     return ort.InferenceSession(path, opts,
                                 providers=['CPUExecutionProvider'])
 

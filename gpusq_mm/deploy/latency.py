@@ -20,7 +20,7 @@ def batch_is_dynamic(path: str) -> bool:
 
 def time_onnx(paths: Dict[str, str], inputs: np.ndarray, threads: int = 2,
               warmup: int = 10, repeats: int = 30,
-              spinning: bool = True) -> Dict[str, dict]:
+              spin: str = 'run') -> Dict[str, dict]:
     """Time each graph of ``paths`` on ``inputs``.
 
     Args:
@@ -30,23 +30,24 @@ def time_onnx(paths: Dict[str, str], inputs: np.ndarray, threads: int = 2,
         threads (int): ONNX Runtime intra-op threads. Defaults to 2.
         warmup (int): Untimed runs of each graph first. Defaults to 10.
         repeats (int): Timed runs of each graph. Defaults to 30.
-        spinning (bool): Let ORT's idle worker threads spin (its default).
-            With several sessions timed in turn on few cores, spinning
-            threads of one session slow the next; False is the fair
-            comparison there. Defaults to True.
+        spin (str): How ORT's idle workers wait
+            (:data:`.exporter.SPIN_MODES`). Defaults to 'run': they spin
+            within a run, as a lone session's do, and stop after it, so the
+            session timed next is not slowed down.
 
     Returns:
         dict: ``{label: dict(median_ms, times_ms, outputs)}``; ``outputs``
         are the first run's outputs.
     """
-    runners = {k: ort_runner(p, threads, spinning) for k, p in paths.items()}
+    runners = {k: ort_runner(p, threads, spin) for k, p in paths.items()}
     return time_runners(runners, inputs, warmup, repeats)
 
 
 def ort_runner(path: str, threads: int = 2,
-               spinning: bool = True) -> Callable[[np.ndarray], list]:
-    """``inputs -> outputs`` of an ONNX Runtime CPU session of ``path``."""
-    sess = ort_session(path, threads, spinning=spinning)
+               spin: str = 'run') -> Callable[[np.ndarray], list]:
+    """``inputs -> outputs`` of an ONNX Runtime CPU session of ``path``
+    (``spin``: :data:`.exporter.SPIN_MODES`)."""
+    sess = ort_session(path, threads, spin=spin)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})
 

@@ -17,9 +17,10 @@ def _rows(totals: Dict[tuple, List[float]], runs: int) -> List[dict]:
 
 
 def profile_ort(path: str, inputs: np.ndarray, threads: int = 2,
-                runs: int = 10, warmup: int = 3) -> List[dict]:
+                runs: int = 10, warmup: int = 3,
+                spin: str = 'run') -> List[dict]:
     """Mean time per operator type of ``path`` on ONNX Runtime's CPU
-    provider (idle workers not spinning), largest first.
+    provider (``spin``: :data:`.exporter.SPIN_MODES`), largest first.
 
     Returns:
         list[dict]: ``op``, ``kernel`` (the execution provider), ``count``
@@ -27,10 +28,9 @@ def profile_ort(path: str, inputs: np.ndarray, threads: int = 2,
         time.
     """
     import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    opts.log_severity_level = 3
+
+    from .exporter import ort_session_options
+    opts = ort_session_options(threads, spin)
     sess = ort.InferenceSession(path, opts,
                                 providers=['CPUExecutionProvider'])
     feed = {sess.get_inputs()[0].name: inputs}

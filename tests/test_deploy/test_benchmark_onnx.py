@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gpusq_mm.deploy.cpu_benchmark import summarize
+from gpusq_mm.deploy.exporter import SPIN_MODES, ort_session_options
 from tests.utils import run_tool
 
 from .conftest import demo_config
@@ -33,6 +34,8 @@ def test_benchmark_tiny_deit(data_cwd, tmp_path):
     assert list(result['skipped']) == ['ov_qs_u8s8_qoperator']
     assert all(len(result['times_ms'][k]) == 3 for k in kinds)
     assert result['threads'] == 2 and result['input_shape'] == [1, 3, 32, 32]
+    # ORT's workers spin within a run only, unless asked otherwise
+    assert result['spin'] == 'run' and 'spinning: run' in proc.stdout
     assert result['speedup_vs_fp32']['ort_fp32'] == 1.0
     assert result['speedup_vs_fp32']['ov_fp32'] == 1.0
     assert result['peers']['ort'] in ('ort_qs_u8s8_qdq',
@@ -87,3 +90,26 @@ def test_summarize_ratios_and_zero_outputs():
     res = summarize(_timed(ms, zero='ov_gpusq_int8'))
     assert math.isnan(res['cosine_vs_fp32']['ov_gpusq_int8'])
     assert res['cosine_vs_fp32']['ov_fp32'] == pytest.approx(1.0)
+
+
+def test_spin_modes_set_ort_options():
+    entries = ('session.intra_op.allow_spinning',
+               'session.force_spinning_stop')
+
+    def entry(opts, key):
+        try:
+            return opts.get_session_config_entry(key)
+        except RuntimeError:  # not set
+            return None
+
+    def config(spin):
+        opts = ort_session_options(2, spin)
+        assert opts.intra_op_num_threads == 2
+        return [entry(opts, k) for k in entries]
+
+    assert SPIN_MODES == ('always', 'run', 'never')
+    assert config('always') == [None, None]  # ORT's defaults
+    assert config('run') == [None, '1']
+    assert config('never') == ['0', None]
+    with pytest.raises(ValueError, match=r"spin must be one of .*'sometimes'"):
+        ort_session_options(2, 'sometimes')

@@ -4,7 +4,7 @@ interleaved in one run.
 
     python tools/analysis/benchmark_onnx.py MODEL_CFG [--checkpoint CKPT] \\
         [--shape 224 224] [--batch 1] [--threads 2] [--repeats 20] \\
-        [--no-spin] [--peers u8s8_qdq s8s8_qdq ...] [--work-dir OUT]
+        [--spin run|never|always] [--peers u8s8_qdq s8s8_qdq ...] [--work-dir OUT]
 
 MODEL_CFG may be ``mmpretrain::deit/deit-small_4xb256_in1k.py``. Without a
 checkpoint the model keeps its random init, its all-zero layers (the
@@ -19,7 +19,8 @@ precision), our export lowered for ONNX Runtime (the file the
 ``onnxruntime`` backend runs), and ONNX Runtime's ``quantize_static`` of
 the FP32 export in U8S8/S8S8 x QDQ/QOperator on both runtimes; the table
 marks the best peer per runtime. Ratios are medians of interleaved runs
-(after a warm-up). Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``.
+(after a warm-up); ORT's workers spin only within a run by default
+(``--spin``, :data:`gpusq_mm.deploy.exporter.SPIN_MODES`). Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``.
 """
 import argparse
 import json
@@ -33,7 +34,7 @@ from mmengine.config import Config
 
 import gpusq_mm  # noqa: F401
 from gpusq_mm.deploy.cpu_benchmark import run_benchmark, table
-from gpusq_mm.deploy.exporter import export_onnx
+from gpusq_mm.deploy.exporter import SPIN_MODES, export_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
 from gpusq_mm.deploy.ort_lowering import (lower_file, lowering_counts,
                                           max_rel_diff)
@@ -67,11 +68,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--calib-batches', type=int, default=4)
-    parser.add_argument('--no-spin', action='store_true',
-                        help='idle ORT workers sleep instead of spinning: '
-                        'on a machine with no more cores than --threads, '
-                        'the spinning workers of the session timed before '
-                        'slow down the next one')
+    parser.add_argument('--spin', choices=SPIN_MODES, default='run',
+                        help="how idle ORT workers wait: 'run' (default) "
+                        'spin within a run, as a lone session with ORT\'s '
+                        'defaults does, and stop after it, so the session '
+                        "timed next is not slowed; 'never' sleep whenever "
+                        "idle; 'always' ORT's default (sessions timed in "
+                        'turn on few cores slow each other down)')
+    parser.add_argument('--no-spin', dest='spin', action='store_const',
+                        const='never', help='same as --spin never')
     parser.add_argument('--peers', nargs='*', default=list(PEER_SETTINGS),
                         choices=list(PEER_SETTINGS),
                         help='quantize_static settings of the peer')
@@ -149,14 +154,14 @@ def main() -> None:
     model, deploy, info, reinit = build_models(args, x)
     graphs, lowering = export_graphs(args, model, deploy, x)
     run = run_benchmark(graphs, x.numpy(), args.threads, args.warmup,
-                        args.repeats, spinning=not args.no_spin)
+                        args.repeats, spin=args.spin)
     outputs = run.pop('outputs')
     lowering = dict(lowering_counts(lowering), max_rel_diff=max_rel_diff(
         outputs['ort_gpusq_int8'][0], outputs['ort_gpusq_int8_lowered'][0]))
     result = dict(
         model_cfg=args.model_cfg, checkpoint=args.checkpoint,
         input_shape=list(x.shape), threads=args.threads,
-        spinning=not args.no_spin, warmup=args.warmup, repeats=args.repeats,
+        spin=args.spin, warmup=args.warmup, repeats=args.repeats,
         machine=_machine(), versions=_versions(),
         quantized_layers=len(info.quantized), sparse_layers=len(info.sparse),
         reinitialised_zero_layers=reinit,
@@ -179,8 +184,10 @@ def write_profiles(args, graphs: dict, inputs) -> None:
                                             profile_table)
     labels = ('ort_fp32', 'ort_gpusq_int8_lowered', 'ov_fp32',
               'ov_gpusq_int8')
-    profiles = {k: (profile_ort if graphs[k][0] == 'ort' else profile_ov)(
-        graphs[k][1], inputs, args.threads) for k in labels}
+    profiles = {k: profile_ort(graphs[k][1], inputs, args.threads,
+                               spin=args.spin) if graphs[k][0] == 'ort'
+                else profile_ov(graphs[k][1], inputs, args.threads)
+                for k in labels}
     with open(osp.join(args.work_dir, 'profile.json'), 'w') as f:
         json.dump(profiles, f, indent=2)
     lines = []
@@ -218,7 +225,7 @@ def _table(r: dict) -> str:
     peers = {rt: p.split('_qs_')[-1] for rt, p in r['peers'].items() if p}
     lines = [f"CPU latency, {r['model_cfg']}, input {r['input_shape']}, "
              f"{r['threads']} threads"
-             f"{'' if r['spinning'] else ' (ORT workers not spinning)'}, "
+             f", ORT workers spinning: {r['spin']}, "
              f"median of {r['repeats']} (interleaved)", '', *table(r), '',
              f"best quantize_static setting: ONNX Runtime {peers.get('ort')}"
              f", OpenVINO {peers.get('ov')}",
