@@ -47,15 +47,16 @@ def model_weights(name: str) -> Dict[str, Tuple[Tensor, None]]:
 def checkpoint_weights(path: str) -> Dict[str, Tuple[Tensor,
                                                      Optional[Tensor]]]:
     """The 2:4 layers of a GPUSQ checkpoint and their weight ranges."""
+    from gpusq_mm.checkpoint_format import STUDENT_PREFIX, read_meta
     from gpusq_mm.utils import load_checkpoint_file
     ckpt = load_checkpoint_file(path)
-    gpusq = ckpt.get('meta', {}).get('gpusq')
+    gpusq = read_meta(ckpt)
     if not gpusq or not gpusq['sparsity'].get('layers'):
         raise SystemExit(f'{path} has no 2:4 layers in meta["gpusq"]: pass '
                          'a checkpoint written by a GPUSQ run')
     sd = ckpt['state_dict']
-    prefix = 'architecture.' if any(k.startswith('architecture.')
-                                    for k in sd) else ''
+    prefix = STUDENT_PREFIX if any(k.startswith(STUDENT_PREFIX)
+                                   for k in sd) else ''
     out = {}
     for name in gpusq['sparsity']['layers']:
         # weight_amax, or in_proj_weight_amax of nn.MultiheadAttention

@@ -15,7 +15,7 @@ import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
 from gpusq_mm.utils.cli import add_common_args, load_config
 from gpusq_mm.utils.dist import (prepare_cpu_distributed,
                                  shutdown_distributed)
-from gpusq_mm.engine.restore import load_gpusq_checkpoint
+from gpusq_mm.checkpoint_format import load_gpusq_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,14 +6,14 @@ import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
-from gpusq_mm.engine.restore import restore_quant_structure
+from gpusq_mm.checkpoint_format import (STUDENT_PREFIX, distiller_to_student,
+                                        read_meta, restore_quant_structure,
+                                        sparse_masks)
 from gpusq_mm.quantization import enable_quant
 from gpusq_mm.utils import load_checkpoint_file
-from gpusq_mm.utils.convert import STUDENT_PREFIX, distiller_to_student
 
 from .codebases.base import task_model_dict
 
-SPARSE_KEY = 'gpusq_sparse24'
 QUANT_BUFFERS = ('input_amax', 'weight_amax')
 
 
@@ -70,7 +70,7 @@ def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,
     """Build the task model and load ``checkpoint`` into it.
 
     The quantizer structure is rebuilt before the weights load
-    (:func:`gpusq_mm.engine.restore.restore_quant_structure`); a
+    (:func:`gpusq_mm.checkpoint_format.restore_quant_structure`); a
     ``MixedKDDistiller`` checkpoint contributes its student only.
 
     Args:
@@ -85,7 +85,7 @@ def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,
         ValueError: The weights do not fit the model.
     """
     ckpt = load_checkpoint_file(checkpoint)
-    gpusq = dict((ckpt.get('meta') or {}).get('gpusq') or {})
+    gpusq = read_meta(ckpt)
     if not gpusq and not dense:
         raise NotGPUSQCheckpointError(
             f"checkpoint {checkpoint!r} has no meta['gpusq']: it was not "
@@ -101,7 +101,7 @@ def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,
     if quant_layers:
         enable_quant(model)
     params = sorted((gpusq.get('sparsity') or {}).get('layers') or [])
-    masks = (ckpt.get(SPARSE_KEY) or {}).get('masks') or {}
+    masks = sparse_masks(ckpt)
     return LoadedModel(
         model=model.eval(), gpusq=gpusq,
         sparse_params=params,

@@ -6,7 +6,6 @@ from .checkpoint import (CheckpointLoadError, CheckpointUnreachableError,
                          load_checkpoint_file,
                          register_mmengine_loaders, register_safe_globals,
                          safe_globals)
-from .meta import update_gpusq_meta, versions
 from .model import get_student, student_prefix, unwrap_model
 
 __all__ = [
@@ -15,6 +14,6 @@ __all__ = [
     'CheckpointLoadError', 'CheckpointUnreachableError',
     'load_checkpoint_file',
     'register_mmengine_loaders', 'register_safe_globals', 'safe_globals',
-    'update_gpusq_meta', 'versions', 'get_student', 'student_prefix',
+    'get_student', 'student_prefix',
     'unwrap_model'
 ]

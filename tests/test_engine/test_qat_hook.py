@@ -114,6 +114,19 @@ def test_learnable_scales_train_resume_and_mismatch(tmp_path):
     with pytest.raises(ValueError, match='learnable_scales=True'):
         train_toy(part, frozen, max_iters=6, resume=True,
                   load_from=osp.join(part, 'iter_4.pth'))
+    # calibration is not repeated on resume: another calibrator (or weight
+    # width) in the config is refused, naming both values
+    for option, value, saved in (('calibrator', 'entropy', "'max'"),
+                                 ('weight_bits', 4, '8')):
+        other = [dict(type='Sparse24Hook'),
+                 dict(type='QATHook', start_iter=2, calib_batches=2,
+                      learnable_scales=True, scale_lr=0.05,
+                      **{option: value})]
+        with pytest.raises(ValueError, match=(
+                f'QATHook: the checkpoint was written with {option}='
+                f'{saved} but the config says {option}={value!r}')):
+            train_toy(part, other, max_iters=6, resume=True,
+                      load_from=osp.join(part, 'iter_4.pth'))
 
 
 def test_quant_attention_option_is_validated():

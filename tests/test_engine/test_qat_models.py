@@ -85,7 +85,7 @@ def test_qat_on_model(case, data_cwd, tmp_path, monkeypatch):
 
 
 def test_mismatched_quantizer_state_is_refused(tmp_path):
-    from gpusq_mm.engine.restore import restore_quant_structure
+    from gpusq_mm.checkpoint_format import restore_quant_structure
     from tests.test_engine.toy import ToyNet
     with pytest.raises(ValueError, match="'backbone.fc9'.*another model"):
         restore_quant_structure(

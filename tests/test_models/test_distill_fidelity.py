@@ -186,7 +186,7 @@ def _magnitude_masks(model):
 
 
 def test_sparse_stage2_teacher_is_the_masked_student(tmp_path):
-    from gpusq_mm.utils.convert import distiller_to_student
+    from gpusq_mm.checkpoint_format import distiller_to_student
     model = _demo()
     masks = _magnitude_masks(model)
     student = copy.deepcopy(model.architecture.state_dict())

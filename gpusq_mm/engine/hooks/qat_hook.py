@@ -7,12 +7,15 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
+from gpusq_mm.checkpoint_format import (QAT_KEY, check_resume,
+                                        restore_quant_structure,
+                                        update_distill_meta,
+                                        update_gpusq_meta)
 from gpusq_mm.engine.calib_data import (calibration_batches,
                                         check_calibration_size,
                                         default_calib_samples, describe,
                                         loader_batch_size, plan_calibration)
 from gpusq_mm.engine.qat_report import plan_table, summary_table
-from gpusq_mm.engine.restore import QAT_KEY, restore_quant_structure
 from gpusq_mm.engine.scale_params import add_scale_group, sync_scale_grads
 from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    insert_attention_quantizers,
@@ -21,8 +24,7 @@ from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
                                    select_attention, select_quant_layers,
                                    uncalibrated)
 from gpusq_mm.registry import register_hook
-from gpusq_mm.utils import get_student, unwrap_model, update_gpusq_meta
-from gpusq_mm.utils.meta import update_distill_meta
+from gpusq_mm.utils import get_student, unwrap_model
 from gpusq_mm.utils.rng import isolated_rng
 from gpusq_mm.utils.scope import check_scope, resolve_scope
 
@@ -190,12 +192,19 @@ class QATHook(Hook):
         if not restore_quant_structure(student, checkpoint):
             return
         self.started = True
-        saved = checkpoint[QAT_KEY].get('learnable_scales', False)
-        if saved != self.learnable_scales:
-            raise ValueError(
-                f'QATHook: the checkpoint was trained with learnable_scales='
-                f'{saved} but the config says {self.learnable_scales}; set '
-                f'learnable_scales={saved} to resume it')
+        saved = checkpoint[QAT_KEY]
+        check_resume('QATHook', 'learnable_scales',
+                     saved.get('learnable_scales', False),
+                     self.learnable_scales)
+        check_resume('QATHook', 'weight_bits', saved['weight_bits'],
+                     self.weight_bits)
+        # calibration is not repeated on resume: another calibrator in the
+        # config would silently not apply
+        check_resume('QATHook', 'calibrator',
+                     saved.get('calibrator', self.calibrator),
+                     self.calibrator,
+                     hint=' (or start from a checkpoint before calibration '
+                     'to calibrate again)')
         if self.learnable_scales and _training(runner):
             self._train_scales(runner, make_scales_learnable(student))
 

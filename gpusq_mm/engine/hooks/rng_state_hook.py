@@ -7,11 +7,11 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from gpusq_mm.checkpoint_format import RNG_KEY
 from gpusq_mm.engine.checks import check_resumable, check_train_data
 from gpusq_mm.registry import register_hook
 from gpusq_mm.utils.rng import get_rng_state, set_rng_state
 
-RNG_KEY = 'gpusq_rng'
 
 
 @register_hook

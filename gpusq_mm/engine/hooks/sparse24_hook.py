@@ -7,17 +7,17 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
+from gpusq_mm.checkpoint_format import (SPARSE_KEY, update_distill_meta,
+                                        update_gpusq_meta)
 from gpusq_mm.engine.checks import check_masked_weights_zero
 from gpusq_mm.registry import register_hook
 from gpusq_mm.sparsity import LayerDecision, find_layers
 from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
-from gpusq_mm.utils import get_student, student_prefix, update_gpusq_meta
-from gpusq_mm.utils.meta import update_distill_meta
+from gpusq_mm.utils import get_student, student_prefix
 from gpusq_mm.utils.scope import check_scope, resolve_scope
 
 from .phase_start import PhaseStart
 
-CKPT_KEY = 'gpusq_sparse24'
 
 
 @register_hook
@@ -177,7 +177,7 @@ class Sparse24Hook(Hook):
             for name, value in self.sparsifier.sparse_weights(
                     student).items():
                 checkpoint['state_dict'][prefix + name] = value.cpu()
-        checkpoint[CKPT_KEY] = state
+        checkpoint[SPARSE_KEY] = state
         update_gpusq_meta(
             checkpoint, 'sparsity',
             dict(pattern='2:4', method=self.sparsifier.method,
@@ -188,7 +188,7 @@ class Sparse24Hook(Hook):
         update_distill_meta(checkpoint, runner.model)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get(CKPT_KEY)
+        state = checkpoint.get(SPARSE_KEY)
         if state is None:
             return
         try:

@@ -15,6 +15,7 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 from torch import Tensor, nn
 
+from gpusq_mm.checkpoint_format import STUDENT_PREFIX
 from gpusq_mm.models.losses import feature_mse
 from gpusq_mm.models.recorder import check_paths, record_outputs
 
@@ -369,7 +370,7 @@ def _map_task_keys(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
     """Load-time pre-hook: a plain task checkpoint (keys ``backbone.*``)
     initialises the student; a load matching no student key is an error,
     and so is a sparse stage-2 flag without the teacher it names."""
-    own = prefix + 'architecture.'
+    own = prefix + STUDENT_PREFIX
     if any(k.startswith(own) for k in state_dict):
         flag = state_dict.get(prefix + 'teacher_sparse')
         if flag is not None and bool(flag) and not any(
