@@ -5,7 +5,7 @@ Labels are ``<runtime>_<graph>``: runtime ``ort`` (ONNX Runtime CPU
 provider) or ``ov`` (OpenVINO CPU plugin, FP32 inference precision);
 graph ``fp32``, ``gpusq_int8`` (our Q/DQ export), ``gpusq_int8_lowered``
 (its ORT lowering, ORT only) or ``qs_<setting>`` (ONNX Runtime's
-``quantize_static`` peer, see :mod:`.peers`). Each peer is reported in its
+``quantize_static`` peer, see :mod:`.onnxruntime.peers`). Each peer is reported in its
 best setting per runtime.
 """
 from typing import Callable, Dict, List, Tuple
@@ -14,7 +14,7 @@ import numpy as np
 
 from .codebases.base import cosine
 from .latency import ort_runner, time_runners
-from .peers import best_of
+from .onnxruntime.peers import best_of
 
 
 def build_runners(graphs: Dict[str, Tuple[str, str]], threads: int,

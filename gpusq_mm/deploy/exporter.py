@@ -21,7 +21,7 @@ def export_onnx(module: nn.Module,
     """Export ``module(inputs)`` with the TorchScript-based exporter.
 
     The export keeps the module's own precision (FP32 for ONNX Runtime;
-    see :func:`gpusq_mm.deploy.fp16.convert_to_fp16` for the TensorRT
+    see :func:`gpusq_mm.deploy.tensorrt.fp16.convert_to_fp16` for the TensorRT
     flavour). ``TrainingMode.PRESERVE`` on an eval-mode module skips the
     exporter's Conv+BatchNorm folding, so every weight keeps the name of
     its buffer and the verify step can find it.

@@ -11,12 +11,12 @@ import numpy as np
 from mmengine.config import Config
 
 from .codebases import build_exporter
-from .engine import (build_engine, engine_unavailable_reason, input_shapes,
+from .tensorrt.build import (build_engine, engine_unavailable_reason, input_shapes,
                      write_build_script)
 from .exporter import export_onnx, ort_session, run_session, run_torch
 from .int4 import write_int4_onnx
 from .loader import load_deploy_model
-from .ort_lowering import lower_file, lowering_counts, max_rel_diff
+from .onnxruntime.lowering import lower_file, lowering_counts, max_rel_diff
 from .parity import check_graphs, dataset_images, image_variants, parity_rule
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
@@ -155,7 +155,7 @@ class DeployPipeline:
                     input_name=(onnx_cfg.get('input_names') or ['input'])[0],
                     dynamic_axes=onnx_cfg.get('dynamic_axes'))
         if self.precision == 'fp16':
-            from .fp16 import convert_to_fp16
+            from .tensorrt.fp16 import convert_to_fp16
             onnx.save(convert_to_fp16(onnx.load(self.onnx_path)),
                       self.onnx_path)
         self.report.update(opset=opset, input_shape=list(self.inputs.shape))
@@ -198,7 +198,7 @@ class DeployPipeline:
     def lower_for_ort(self) -> None:
         """``backend_config.type='onnxruntime'``: write ``*.ort.onnx``, the
         Q/DQ graph lowered for ONNX Runtime's CPU provider (see
-        :mod:`gpusq_mm.deploy.ort_lowering`), the file to run with ONNX
+        :mod:`gpusq_mm.deploy.onnxruntime.lowering`), the file to run with ONNX
         Runtime; ``end2end.onnx`` stays the explicit Q/DQ contract file.
         Other backends: nothing."""
         self.ort_path = self.onnx_path

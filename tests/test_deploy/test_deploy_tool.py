@@ -286,7 +286,7 @@ def _one_shot_gpusq_checkpoint(model_cfg: Config, scope: str, img: str,
     """A checkpoint in the GPUSQ format (what the hooks write) from one-shot
     2:4 masks and calibration on ``img``."""
     from gpusq_mm.deploy.loader import build_task_model
-    from gpusq_mm.deploy.quick import quick_gpusq
+    from gpusq_mm.oneshot import quick_gpusq
     torch.manual_seed(0)
     model = build_task_model(model_cfg, scope)
     inputs, _ = build_exporter(model_cfg, deploy_cfg).load_image(img)
@@ -369,7 +369,7 @@ def test_cli_deploys_mask_rcnn(data_cwd, tmp_path):
 def test_detection_parity_min_match():
     """INT8 detection configs accept 8 of the top 10 detections; FP32 ones
     need all 10."""
-    from gpusq_mm.deploy.codebases.mmdet_compare import compare_detections
+    from gpusq_mm.deploy.codebases.mmdet.compare import compare_detections
     boxes = np.array([[10. * i, 0, 10. * i + 8, 8, 1 - i / 20]
                       for i in range(10)], np.float32)
     labels = np.zeros(10, np.int64)

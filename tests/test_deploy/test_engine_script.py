@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 
 from gpusq_mm.deploy.codebases import CODEBASES
-from gpusq_mm.deploy.engine import (engine_unavailable_reason,
+from gpusq_mm.deploy.tensorrt.build import (engine_unavailable_reason,
                                     sparse_layers_from_log,
                                     write_build_script)
 from tests.utils import REPO
@@ -110,7 +110,7 @@ def test_deploy_config(leaf):
 
 
 def test_engine_facts_from_trtexec_outputs(tmp_path):
-    from gpusq_mm.deploy.engine import engine_facts_from_dir
+    from gpusq_mm.deploy.tensorrt.build import engine_facts_from_dir
     layer_info = dict(Layers=[
         dict(Name='/fc1/MatMul', LayerType='CaskGemm',
              Inputs=[dict(Name='x', **{'Format/Datatype': 'Row major Int8'})],

@@ -10,7 +10,7 @@ from torch import nn
 
 from gpusq_mm.deploy.exporter import export_onnx, run_ort
 from gpusq_mm.deploy.qdq import build_deploy_model
-from gpusq_mm.deploy.quick import quick_gpusq
+from gpusq_mm.oneshot import quick_gpusq
 from gpusq_mm.deploy.verify import gemm_weights, pruned_float_weights
 from gpusq_mm.quantization import (calibrate, insert_quantizers,
                                    select_quant_layers)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from gpusq_mm.deploy.codebases.mmdet_compare import compare_detections
-from gpusq_mm.deploy.codebases.mmdet_ops import (batched_nms,
+from gpusq_mm.deploy.codebases.mmdet.compare import compare_detections
+from gpusq_mm.deploy.codebases.mmdet.ops import (batched_nms,
                                                  delta_xywh_decode,
                                                  multilevel_roi_align,
                                                  paste_masks)

@@ -1,5 +1,5 @@
 """The integer passes of the ONNX Runtime lowering
-(gpusq_mm.deploy.ort_int8) on hand-built Q/DQ graphs: the quantized
+(gpusq_mm.deploy.onnxruntime.int8) on hand-built Q/DQ graphs: the quantized
 integers stay exactly those of the exporter's ``Clip -> QuantizeLinear``
 (also at and beyond the saturation points), and the explicit
 ``MatMulIntegerToFloat`` gives the DQ ``MatMul + Add`` result."""
@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from gpusq_mm.deploy.exporter import ort_session
-from gpusq_mm.deploy.ort_int8 import (U8_ZERO_POINT, integer_matmuls,
+from gpusq_mm.deploy.onnxruntime.int8 import (U8_ZERO_POINT, integer_matmuls,
                                       quantize_then_clip)
 
 SCALE = np.float32(0.05)

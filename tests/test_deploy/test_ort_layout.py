@@ -1,5 +1,5 @@
 """The layout pass of the ONNX Runtime lowering
-(gpusq_mm.deploy.ort_layout): token <-> NHWC transpose chains around a
+(gpusq_mm.deploy.onnxruntime.layout): token <-> NHWC transpose chains around a
 Reshape become one Reshape with the very same output values."""
 import numpy as np
 import onnx
@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from gpusq_mm.deploy.exporter import ort_session
-from gpusq_mm.deploy.ort_layout import fold_layout_transposes
+from gpusq_mm.deploy.onnxruntime.layout import fold_layout_transposes
 
 N, H, W, C = 2, 3, 4, 8
 

@@ -1,4 +1,4 @@
-"""ONNX Runtime lowering of the Q/DQ export (gpusq_mm.deploy.ort_lowering)
+"""ONNX Runtime lowering of the Q/DQ export (gpusq_mm.deploy.onnxruntime.lowering)
 on a real tiny SegFormer (mmseg MiT, one-shot 2:4 + max calibration):
 the Conv weights become the exact DQ(int8) values, ONNX Runtime's outputs
 stay those of the Q/DQ graph and ONNX Runtime no longer requantizes the
@@ -14,10 +14,10 @@ from onnx import numpy_helper
 
 from gpusq_mm.deploy.exporter import export_onnx, ort_session
 from gpusq_mm.deploy.loader import build_task_model
-from gpusq_mm.deploy.ort_lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
+from gpusq_mm.deploy.onnxruntime.lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
                                           lower_for_ort, max_rel_diff)
 from gpusq_mm.deploy.qdq import build_deploy_model
-from gpusq_mm.deploy.quick import quick_gpusq
+from gpusq_mm.oneshot import quick_gpusq
 
 from .conftest import demo_config
 

@@ -36,11 +36,11 @@ import gpusq_mm  # noqa: F401
 from gpusq_mm.deploy.cpu_benchmark import run_benchmark, table
 from gpusq_mm.deploy.exporter import SPIN_MODES, export_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
-from gpusq_mm.deploy.ort_lowering import (lower_file, lowering_counts,
+from gpusq_mm.deploy.onnxruntime.lowering import (lower_file, lowering_counts,
                                           max_rel_diff)
-from gpusq_mm.deploy.peers import PEER_SETTINGS, quantize_peers, random_calib
+from gpusq_mm.deploy.onnxruntime.peers import PEER_SETTINGS, quantize_peers, random_calib
 from gpusq_mm.deploy.qdq import build_deploy_model
-from gpusq_mm.deploy.quick import quick_gpusq, reinit_zero_layers
+from gpusq_mm.oneshot import quick_gpusq, reinit_zero_layers
 
 
 class _Tensor(torch.nn.Module):

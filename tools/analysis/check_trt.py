@@ -2,10 +2,10 @@
 
 For every task the demo deployed (``<demo-dir>/<task>/deploy_fp32`` and
 ``deploy_int8``), builds two strongly typed engines with the project's
-builder (:func:`gpusq_mm.deploy.engine.build_engine`, sparse weights on):
+builder (:func:`gpusq_mm.deploy.tensorrt.build.build_engine`, sparse weights on):
 
 - dense FP16: the dense FP32 export with its float math cast to FP16
-  (:func:`gpusq_mm.deploy.fp16.convert_to_fp16`);
+  (:func:`gpusq_mm.deploy.tensorrt.fp16.convert_to_fp16`);
 - GPUSQ INT8 sparse: the Q/DQ export with 2:4 weights (FP16 outside the
   quantized regions, as the TensorRT deploy configs write it).
 
@@ -147,8 +147,8 @@ def check_task(task_dir: str, out_dir: str, iters: int) -> dict:
     import onnx
     from onnx import version_converter
 
-    from gpusq_mm.deploy.engine import build_engine
-    from gpusq_mm.deploy.fp16 import FP16_MIN_OPSET, convert_to_fp16
+    from gpusq_mm.deploy.tensorrt.build import build_engine
+    from gpusq_mm.deploy.tensorrt.fp16 import FP16_MIN_OPSET, convert_to_fp16
     with open(osp.join(task_dir, 'deploy_int8', 'report.json')) as f:
         shape = json.load(f)['input_shape']
     cfg = _engine_config(shape)

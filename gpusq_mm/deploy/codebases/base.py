@@ -10,9 +10,10 @@ from mmengine.config import Config, ConfigDict
 from torch import Tensor, nn
 
 
-class UnsupportedModelError(TypeError):
+class UnsupportedModelError(TypeError, ValueError):
     """A model part the exporter cannot export; the message names it and
-    lists what is supported."""
+    lists what is supported. (A ``ValueError`` too: the detector exporter
+    raised that before the codebases shared one error type.)"""
 
 
 def check_part(codebase: str, what: str, module, supported: Sequence[str]

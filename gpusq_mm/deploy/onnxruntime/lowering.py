@@ -19,14 +19,14 @@ activation fusion, BatchNorm folding) are lost.
   Runtime fuses into ``MatMulIntegerToFloat``
   (:func:`pointwise_conv_to_matmul`), and the token-layout transposes
   around them fold into one ``Reshape`` each
-  (:func:`.ort_layout.fold_layout_transposes`);
+  (:func:`.layout.fold_layout_transposes`);
 - a ``Clip`` between a float ``Conv`` and a ``QuantizeLinear`` becomes the
   equal ``Max`` (:func:`clip_to_max`), and the ``(1, 1, N)`` biases of float
   ``MatMul`` s become ``(N, )`` (:func:`flatten_matmul_bias`);
 - the int8 GEMMs become explicit ``MatMulIntegerToFloat`` nodes on uint8
   activations with the bias inside, and the narrow-range ``Clip`` of each
   activation quantizer moves behind it onto the integers
-  (:mod:`.ort_int8`: the same int8 values, shifted by 128);
+  (:mod:`.int8`: the same int8 values, shifted by 128);
 - activation ``QuantizeLinear``/``DequantizeLinear`` pairs stay: they are the
   fake-quantized model's numerics.
 
@@ -41,11 +41,11 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .ort_graph import (constants, dequantize, node_maps, quant_axis,
+from .graph import (constants, dequantize, node_maps, quant_axis,
                         remove_unused)
-from .ort_int8 import integer_matmuls, quantize_then_clip
-from .ort_layout import fold_layout_transposes
-from .ort_pointwise import pointwise_conv_to_matmul
+from .int8 import integer_matmuls, quantize_then_clip
+from .layout import fold_layout_transposes
+from .pointwise import pointwise_conv_to_matmul
 
 #: ``ModelProto.doc_string`` marker of a lowered model.
 LOWERED_TAG = 'gpusq_mm.ort_lowering'

@@ -1,5 +1,5 @@
 """ONNX graph helpers of the ONNX Runtime lowering
-(:mod:`.ort_lowering`): constants by name, ``DequantizeLinear`` as ONNX
+(:mod:`.lowering`): constants by name, ``DequantizeLinear`` as ONNX
 Runtime evaluates it, node attributes, producer/reader maps, node
 replacement, dead-node removal."""
 from typing import Dict, List, Optional, Sequence, Tuple

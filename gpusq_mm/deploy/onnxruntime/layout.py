@@ -1,10 +1,10 @@
-"""The layout pass of the ONNX Runtime lowering (:mod:`.ort_lowering`):
+"""The layout pass of the ONNX Runtime lowering (:mod:`.lowering`):
 token-layout transposes that cancel through a ``Reshape``.
 
 Transformers that run convolutions on their tokens (SegFormer's Mix-FFN,
 ``nlc_to_nchw``/``nchw_to_nlc``) go ``(N, L, C) -> Transpose -> (N, C, L)
 -> Reshape -> (N, C, H, W)``. Once
-:func:`.ort_pointwise.pointwise_conv_to_matmul` runs the 1x1 convolution in
+:func:`.pointwise.pointwise_conv_to_matmul` runs the 1x1 convolution in
 NHWC, a third ``Transpose`` to ``(N, H, W, C)`` follows; the three together
 are one ``Reshape`` of the tokens to ``(N, H, W, C)`` (``L = H * W``
 row-major), and likewise on the way back. ONNX Runtime's transpose optimizer
@@ -15,7 +15,7 @@ from typing import List
 
 import numpy as np
 
-from .ort_graph import (constants, node_attrs, node_maps, remove_unused,
+from .graph import (constants, node_attrs, node_maps, remove_unused,
                         replace_nodes)
 
 #: (first perm, rank of the Reshape output, last perm, order of the new

@@ -1,11 +1,11 @@
 """The pointwise-convolution pass of the ONNX Runtime lowering
-(:mod:`.ort_lowering`): SegFormer-style 1x1 convolutions as int8
+(:mod:`.lowering`): SegFormer-style 1x1 convolutions as int8
 ``MatMul`` in NHWC."""
 from typing import List
 
 import numpy as np
 
-from .ort_graph import (constants, node_attrs, node_maps, quant_axis,
+from .graph import (constants, node_attrs, node_maps, quant_axis,
                         remove_unused, replace_nodes)
 
 

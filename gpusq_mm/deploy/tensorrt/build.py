@@ -80,7 +80,7 @@ def write_build_script(deploy_cfg: Config, work_dir: str) -> str:
             f'# Strongly typed TensorRT build {what}.\n'
             '# Precision comes from the Q/DQ and FP16 tensors in the ONNX;\n'
             '# no --int8/--fp16 flags. Run on the target (e.g. Jetson Orin);\n'
-            '# gpusq_mm.deploy.engine.engine_facts_from_dir(DIR) then lists\n'
+            '# gpusq_mm.deploy.tensorrt.build.engine_facts_from_dir(DIR) then lists\n'
             '# the INT8 layers and those that picked sparse kernels.\n'
             'set -euo pipefail\n'
             'cd "$(dirname "$0")"\n'

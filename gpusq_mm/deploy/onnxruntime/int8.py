@@ -1,4 +1,4 @@
-"""The integer passes of the ONNX Runtime lowering (:mod:`.ort_lowering`):
+"""The integer passes of the ONNX Runtime lowering (:mod:`.lowering`):
 GEMMs as explicit ``MatMulIntegerToFloat`` on uint8 activations, and the
 narrow-range ``Clip`` of each activation quantizer moved behind its
 ``QuantizeLinear``.
@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .ort_graph import constants, node_maps, remove_unused, replace_nodes
+from .graph import constants, node_maps, remove_unused, replace_nodes
 
 #: Name of the shared uint8 zero point (128) initializer.
 U8_ZERO_POINT = 'gpusq_u8_zero_point'
@@ -239,7 +239,7 @@ def quantize_then_clip(model) -> Dict[str, int]:
     behind a producer whose values cannot go below ``-127 s``
     (non-negative ones, GELU where ``GELU_MIN >= -127 s``; in place).
 
-    Clips that :func:`.ort_lowering.clip_to_max` made ``Max`` (behind a
+    Clips that :func:`.lowering.clip_to_max` made ``Max`` (behind a
     float ``Conv``) and quantizers read by other than DQ / integer GEMMs
     stay.
 

@@ -2,7 +2,7 @@
 
 Each wrapper calls the detector's own ``extract_feat`` and head modules
 (so quantized or sparse layers inside them are traced as they are) and
-replaces mmdet's Python post-processing by :mod:`.mmdet_ops`. The input is
+replaces mmdet's Python post-processing by :mod:`.ops`. The input is
 one image at a static ``(H, W)``; boxes are in that input's pixel frame and
 are clipped to it (mmdet clips to the unpadded ``img_shape``: the two agree
 whenever the resized image fills the input).
@@ -17,7 +17,7 @@ import torch
 from mmengine.config import ConfigDict
 from torch import Tensor, nn
 
-from .mmdet_ops import (batched_nms, clip_boxes, delta_xywh_decode,
+from .ops import (batched_nms, clip_boxes, delta_xywh_decode,
                         multilevel_roi_align, paste_masks, topk_sorted)
 
 # Below this score a candidate is dropped by NMS; invalid boxes (zero

@@ -16,7 +16,7 @@ Supported (checked by :meth:`MMDetExporter.check_supported`):
   (training only), masks.
 
 Boxes use ``DeltaXYWHBBoxCoder`` and plain ``nms``. See
-:mod:`.mmdet_models` for the graph and :mod:`.mmdet_ops` for the operators.
+:mod:`.models` for the graph and :mod:`.ops` for the operators.
 
 The graph takes one image at the static ``onnx_config.input_shape``
 (zero-padded bottom/right by :meth:`MMDetExporter.load_image`) and returns
@@ -43,9 +43,9 @@ from torch import Tensor, nn
 
 from gpusq_mm.utils.model import get_student
 
-from .base import inference_steps
-from .mmdet_compare import compare_detections
-from .mmdet_models import DETRExport, SingleStageExport, TwoStageExport
+from ..base import BaseExporter, UnsupportedModelError, inference_steps
+from .compare import compare_detections
+from .models import DETRExport, SingleStageExport, TwoStageExport
 
 TASKS = ('ObjectDetection', 'InstanceSegmentation')
 SUPPORTED = {
@@ -61,11 +61,7 @@ _POST_KEYS = {'score_threshold': 'score_thr', 'keep_top_k': 'max_per_img',
               'mask_threshold': 'mask_thr_binary'}
 
 
-class UnsupportedModelError(ValueError):
-    """The detector contains a module the exporter cannot convert."""
-
-
-class MMDetExporter:
+class MMDetExporter(BaseExporter):
     """Exports an mmdet detector end to end (pre-processed image in,
     detections out) with standard ONNX operators.
 
@@ -101,8 +97,7 @@ class MMDetExporter:
     scope = 'mmdet'
 
     def __init__(self, model_cfg: Config, deploy_cfg: Config) -> None:
-        self.model_cfg = model_cfg
-        self.deploy_cfg = deploy_cfg
+        super().__init__(model_cfg, deploy_cfg)
         codebase = deploy_cfg.get('codebase_config', {})
         self.task = codebase.get('task', 'ObjectDetection')
         if self.task not in TASKS:
@@ -201,7 +196,7 @@ class MMDetExporter:
         self._kind(get_student(model))
 
     def _kind(self, model: nn.Module) -> str:
-        from .mmdet_support import detector_kind
+        from .support import detector_kind
         try:
             return detector_kind(model, self.with_mask)
         except UnsupportedModelError as err:
@@ -285,7 +280,7 @@ class MMDetExporter:
         Of the top ``min(10, len(ref))`` reference detections, the fraction
         ``codebase_config.parity.min_match`` (default 1.0: all) must match
         an ONNX detection of the same label with box IoU >= 0.9 and, for
-        masks, mask IoU >= 0.9. See :func:`.mmdet_compare.compare_detections`
+        masks, mask IoU >= 0.9. See :func:`.compare.compare_detections`
         for the returned keys (``'passed'`` among them).
         """
         return compare_detections(ref, ort, with_mask=self.with_mask,

@@ -1,4 +1,4 @@
-"""Which mmdet detectors :mod:`.mmdet_models` can export, and why not."""
+"""Which mmdet detectors :mod:`.models` can export, and why not."""
 from torch import nn
 
 
@@ -7,7 +7,7 @@ def _name(module: object) -> str:
 
 
 def _fail(where: str, module: object, why: str = 'is not supported'):
-    from .mmdet import UnsupportedModelError
+    from ..base import UnsupportedModelError
     raise UnsupportedModelError(f'{where} ({_name(module)}) {why}')
 
 
