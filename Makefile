@@ -8,18 +8,24 @@ DEMO_DIR ?= work_dirs/demo
 DEMO_TASKS ?= cls seg det
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
+LINT_PATHS := gpusq_mm tools tests benchmarks configs setup.py
 
-.PHONY: setup test test-fast demo clean-venv help
+.PHONY: setup lint test test-fast demo clean-venv help
 
 help:
 	@echo "make setup   create/reuse $(GPUSQ_VENV) and install the pinned stack"
-	@echo "make test    setup, then run the test suite"
+	@echo "make lint    setup, then ruff (ruff.toml) and isort (setup.cfg)"
+	@echo "make test    setup, lint, then run the test suite"
 	@echo "make demo    setup, then data -> dense -> GPUSQ (2:4, INT8 QAT, KD) -> eval -> ONNX -> report"
 
 setup:
 	@bash tools/setup_env.sh
 
-test: setup
+lint: setup
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m isort --check-only --diff $(filter-out configs,$(LINT_PATHS))
+
+test: lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-fast: setup

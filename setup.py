@@ -1,6 +1,5 @@
 """Packaging of gpusq_mm: 2:4 sparsity + INT8 QAT + mixed KD for OpenMMLab."""
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
@@ -29,7 +28,8 @@ setup(
     description=('GPUSQ-ViT for OpenMMLab: 2:4 structured sparsity, INT8 '
                  'quantization-aware training and mixed knowledge '
                  'distillation, deployed as TensorRT INT8 sparse engines'),
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description=(open('README.md').read()
+                      if osp.exists('README.md') else ''),
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
     python_requires='>=3.10',

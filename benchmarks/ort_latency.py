@@ -1,16 +1,15 @@
 """CPU latency on ONNX Runtime and OpenVINO, FP32 vs INT8, for DeiT-S and
 Swin-T at 224x224, batch 1 and 8.
 
-Each (model, batch) cell is one run of
-``tools/analysis/benchmark_onnx.py --spin SPIN`` (default ``run``): the FP32
-export and our INT8 Q/DQ 2:4 export on both runtimes, our export lowered for
-ONNX Runtime, and ONNX Runtime's own ``quantize_static`` of the FP32 export in each of
-U8S8/S8S8 x QDQ/QOperator on both runtimes (the best setting per runtime is
-the peer), timed interleaved in one process after a warm-up, median of
-``--repeats``. The models are mmpretrain's DeiT-S and Swin-T with random
-weights (all-zero heads re-initialised), one-shot 2:4 masks and max
-calibration (latency does not depend on the values). Prints JSON, then a
-markdown table::
+Each (model, batch) cell is one run of ``tools/analysis/benchmark_onnx.py
+--spin SPIN`` (default ``run``): the FP32 export and our INT8 Q/DQ 2:4 export
+on both runtimes, our export lowered for ONNX Runtime, and ONNX Runtime's own
+``quantize_static`` of the FP32 export in each of U8S8/S8S8 x QDQ/QOperator on
+both runtimes (the best setting per runtime is the peer), timed interleaved in
+one process after a warm-up, median of ``--repeats``. The models are
+mmpretrain's DeiT-S and Swin-T with random weights (all-zero heads
+re-initialised), one-shot 2:4 masks and max calibration (latency does not
+depend on the values). Prints JSON, then a markdown table::
 
     python benchmarks/ort_latency.py [--models deit-small swin-tiny]
         [--batches 1 8] [--threads 2] [--repeats 20] [--spin run]

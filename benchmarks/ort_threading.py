@@ -12,7 +12,8 @@ Runtime graphs of one ``benchmark_onnx.py --work-dir`` run
 and prints JSON, then a table of medians and speed-ups over the FP32 graph.
 A mode whose speed-ups differ from the lone sessions' misreports them::
 
-    python tools/analysis/benchmark_onnx.py mmpretrain::deit/deit-small_4xb256_in1k.py \\
+    python tools/analysis/benchmark_onnx.py \\
+        mmpretrain::deit/deit-small_4xb256_in1k.py \\
         --work-dir work_dirs/bench_deit
     python benchmarks/ort_threading.py work_dirs/bench_deit [--repeats 20]
 """

@@ -12,7 +12,8 @@ layers of a GPUSQ checkpoint instead (its QAT ranges when present). Prints
 JSON, then a markdown table::
 
     python benchmarks/packed_weights.py [--models deit-small swin-tiny]
-        [--bits 8 4] [--checkpoint work_dirs/demo/cls/gpusq/epoch_N.pth] [--keep DIR]
+        [--bits 8 4] [--checkpoint work_dirs/demo/cls/gpusq/epoch_N.pth]
+        [--keep DIR]
 """
 import argparse
 import json
@@ -32,11 +33,10 @@ MODELS_224 = {
 
 def model_weights(name: str) -> Dict[str, Tuple[Tensor, None]]:
     """2:4-pruned eligible weights of a randomly initialised backbone."""
-    import gpusq_mm  # noqa: F401
     from mmengine.registry import MODELS, DefaultScope
 
-    from gpusq_mm.sparsity import eligible_weights, find_layers
-    from gpusq_mm.sparsity import magnitude_mask
+    import gpusq_mm  # noqa: F401
+    from gpusq_mm.sparsity import eligible_weights, find_layers, magnitude_mask
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(dict(MODELS_224[name]))
     weights = eligible_weights(model, find_layers(model))

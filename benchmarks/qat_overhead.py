@@ -18,8 +18,9 @@ import torch
 
 
 def build(arch: str) -> torch.nn.Module:
-    import gpusq_mm  # noqa: F401
     from mmengine.registry import MODELS, DefaultScope
+
+    import gpusq_mm  # noqa: F401
     cfg = dict(type='ImageClassifier',
                backbone=dict(type='VisionTransformer', arch=arch,
                              img_size=224, patch_size=16),

@@ -22,10 +22,11 @@ SWIN_MASK_RCNN = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
 
 
 def build_model(checkpoint=None) -> torch.nn.Module:
-    import gpusq_mm  # noqa: F401
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
     from mmengine.runner.checkpoint import load_checkpoint
+
+    import gpusq_mm  # noqa: F401
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'cfg.py')
         with open(path, 'w') as f:

@@ -41,9 +41,9 @@ def classifier_cfg(arch: str) -> dict:
 
 def build_modes(arch: str, inputs: torch.Tensor) -> dict:
     """The three models, all starting from the same weights."""
-    import gpusq_mm  # noqa: F401
     from mmengine.registry import MODELS, DefaultScope
 
+    import gpusq_mm  # noqa: F401
     from gpusq_mm.quantization import (calibrate, insert_quantizers,
                                        select_quant_layers)
     from gpusq_mm.sparsity import find_layers

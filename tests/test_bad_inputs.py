@@ -485,8 +485,8 @@ DEPLOY_CFG = osp.join(osp.dirname(DEMO_CONFIGS), '..', 'deploy',
 def deploy(work, tmp_path):
     """``run(checkpoint, img=..., **kw)``: tools/deploy.py's pipeline
     in-process on the tiny DeiT GPUSQ config."""
-    from gpusq_mm.deploy import pipeline
     from gpusq_mm.datasets import make_cls
+    from gpusq_mm.deploy import pipeline
     make_cls(str(tmp_path / 'cls'), num_train=1, num_val=1)
     img = sorted(glob_images(str(tmp_path / 'cls')))[0]
     model_cfg = Config.fromfile(osp.join(DEMO_CONFIGS, 'deit_tiny_gpusq.py'))

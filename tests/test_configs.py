@@ -128,8 +128,9 @@ def test_lr_policy_per_phase(path):
     'path', [p for p in CONFIGS if p.split(osp.sep)[:3] ==
              ['configs', 'gpusq', 'demo']])
 def test_demo_model_builds(path):
-    import gpusq_mm  # noqa: F401
     from mmengine.registry import MODELS, DefaultScope
+
+    import gpusq_mm  # noqa: F401
     cfg = Config.fromfile(osp.join(REPO, path))
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model_cfg = cfg.model.copy()
@@ -248,8 +249,9 @@ def _check_student(student: torch.nn.Module, gpusq: dict) -> None:
 def test_leaf_trains_both_phases(path, tmp_path):
     """2 iterations of phase S, 2 of phase Q, then one validation pass, on
     the real architecture with a random teacher."""
-    import gpusq_mm  # noqa: F401
     from mmengine.runner import Runner
+
+    import gpusq_mm  # noqa: F401
     torch.set_num_threads(2)
     cfg = Config.fromfile(osp.join(REPO, path))
     opts = tiny_options(cfg, str(tmp_path))
@@ -308,8 +310,9 @@ def test_readme_example(tmp_path):
     configs/gpusq/README.md loads where the README puts it and builds."""
     import re
 
-    import gpusq_mm  # noqa: F401
     from mmengine.registry import MODELS, DefaultScope
+
+    import gpusq_mm  # noqa: F401
     with open(osp.join(REPO, 'configs', 'gpusq', 'README.md')) as f:
         text = f.read()
     section = text[text.index('## Any other OpenMMLab ViT config'):]

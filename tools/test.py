@@ -12,10 +12,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
-from gpusq_mm.utils.cli import add_common_args, load_config
-from gpusq_mm.utils.dist import (prepare_cpu_distributed,
-                                 shutdown_distributed)
 from gpusq_mm.checkpoint_format import load_gpusq_checkpoint
+from gpusq_mm.utils.cli import add_common_args, load_config
+from gpusq_mm.utils.dist import prepare_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:

@@ -17,8 +17,7 @@ from mmengine.runner import Runner
 import gpusq_mm  # noqa: F401  (registers hooks/models, safe checkpoint loader)
 from gpusq_mm.utils import CheckpointUnreachableError
 from gpusq_mm.utils.cli import add_common_args, load_config
-from gpusq_mm.utils.dist import (prepare_cpu_distributed,
-                                 shutdown_distributed)
+from gpusq_mm.utils.dist import prepare_cpu_distributed, shutdown_distributed
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,10 +8,10 @@ from typing import Dict, List
 
 import torch
 
+from gpusq_mm.checkpoint_format import student_state_dict
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.sparsity.packed import quantize_weight, save_packed
 from gpusq_mm.utils import load_checkpoint_file
-from gpusq_mm.checkpoint_format import student_state_dict
 
 PHASES = ('dense', 'control', '2:4', '2:4+INT8')
 

@@ -10,7 +10,6 @@ from typing import Callable, Dict, List, Optional
 
 from gpusq_mm.datasets import make_cls, make_coco, make_seg
 
-
 EMPTY_DETECTIONS = 'The testing results of the whole dataset is empty'
 
 

@@ -5,8 +5,8 @@ Labels are ``<runtime>_<graph>``: runtime ``ort`` (ONNX Runtime CPU
 provider) or ``ov`` (OpenVINO CPU plugin, FP32 inference precision);
 graph ``fp32``, ``gpusq_int8`` (our Q/DQ export), ``gpusq_int8_lowered``
 (its ORT lowering, ORT only) or ``qs_<setting>`` (ONNX Runtime's
-``quantize_static`` peer, see :mod:`.onnxruntime.peers`). Each peer is reported in its
-best setting per runtime.
+``quantize_static`` peer, see :mod:`.onnxruntime.peers`). Each peer is
+reported in its best setting per runtime.
 """
 from typing import Callable, Dict, List, Tuple
 

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
 QMAX = 127
 WEIGHT_INT8 = 'deploy_weight_int8'
 WEIGHT_FLOAT = 'deploy_weight'

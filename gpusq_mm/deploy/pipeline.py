@@ -11,8 +11,6 @@ import numpy as np
 from mmengine.config import Config
 
 from .codebases import build_exporter
-from .tensorrt.build import (build_engine, engine_unavailable_reason, input_shapes,
-                     write_build_script)
 from .exporter import export_onnx, ort_session, run_session, run_torch
 from .int4 import write_int4_onnx
 from .loader import load_deploy_model
@@ -20,6 +18,8 @@ from .onnxruntime.lowering import lower_file, lowering_counts, max_rel_diff
 from .parity import check_graphs, dataset_images, image_variants, parity_rule
 from .qdq import build_deploy_model, keep_used_layers
 from .report import layer_table, sizes, write_report
+from .tensorrt.build import (build_engine, engine_unavailable_reason,
+                             input_shapes, write_build_script)
 from .verify import (gemm_weights, verify_qdq, verify_sparse, weight_facts,
                      weight_initializers)
 

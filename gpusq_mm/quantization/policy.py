@@ -122,7 +122,8 @@ def insert_quantizers(model: nn.Module, decisions: Dict[str, str],
 
 def select_attention(model: nn.Module,
                      include: Optional[Sequence[str]] = None,
-                     exclude: Optional[Sequence[str]] = None) -> Dict[str, str]:
+                     exclude: Optional[Sequence[str]] = None
+                     ) -> Dict[str, str]:
     """Decide which attention modules get quantized matmuls (q·kᵀ, attn·v).
 
     Candidates are the modules of ``SUPPORTED_ATTENTION`` (Swin's window
@@ -150,8 +151,9 @@ def select_attention(model: nn.Module,
         if name in supported or not ('Attention' in cls or 'MSA' in cls):
             continue
         if not any(s.startswith(f'{name}.') for s in supported):
+            supported = ', '.join(SUPPORTED_ATTENTION)
             decisions[name] = (f'{cls} is not a supported attention class '
-                               f'(supported: {", ".join(SUPPORTED_ATTENTION)})')
+                               f'(supported: {supported})')
     return decisions
 
 

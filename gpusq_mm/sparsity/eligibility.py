@@ -138,8 +138,8 @@ def _check_includes(decisions: List[LayerDecision],
                              'remove it or relax min_channels')
 
 
-def eligible_weights(model: nn.Module,
-                     decisions: List[LayerDecision]) -> Dict[str, nn.Parameter]:
+def eligible_weights(model: nn.Module, decisions: List[LayerDecision]
+                     ) -> Dict[str, nn.Parameter]:
     """Map the parameter paths of eligible decisions to the parameters."""
     params = dict(model.named_parameters())
     return {d.name: params[d.name] for d in decisions if d.eligible}

@@ -12,8 +12,9 @@ File layout (little endian)::
 
 The header lists, per tensor, its name, shape and the byte offset/length of
 its ``values`` (int8, ``(N, C/2)``; for ``bits: 4`` two's-complement
-nibbles, ``(N, C/4)`` bytes, even value in the low nibble), ``meta`` (uint8, ``(N, C/8)``, even
-group in the low nibble, nibble = ``i0 | i1 << 2`` with ``i0 < i1``) and
+nibbles, ``(N, C/4)`` bytes, even value in the low nibble), ``meta``
+(uint8, ``(N, C/8)``, even group in the low nibble, nibble =
+``i0 | i1 << 2`` with ``i0 < i1``) and
 ``scales`` (float32, ``(K,)``) blobs, where ``(N, C)`` is the weight's 2:4
 row view (:func:`~.pattern.to_groups_view`), and its ``bits`` (8 when
 absent: files written before 4-bit packing).

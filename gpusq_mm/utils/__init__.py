@@ -3,9 +3,8 @@ meta helpers."""
 from .atomic_io import (AtomicLocalBackend, atomic_write_bytes,
                         find_latest_checkpoint, register_atomic_backend)
 from .checkpoint import (CheckpointLoadError, CheckpointUnreachableError,
-                         load_checkpoint_file,
-                         register_mmengine_loaders, register_safe_globals,
-                         safe_globals)
+                         load_checkpoint_file, register_mmengine_loaders,
+                         register_safe_globals, safe_globals)
 from .model import get_student, student_prefix, unwrap_model
 
 __all__ = [

@@ -10,8 +10,8 @@ from mmengine.config import Config
 
 from gpusq_mm.deploy.codebases import CODEBASES
 from gpusq_mm.deploy.tensorrt.build import (engine_unavailable_reason,
-                                    sparse_layers_from_log,
-                                    write_build_script)
+                                            sparse_layers_from_log,
+                                            write_build_script)
 from tests.utils import REPO
 
 DEPLOY = osp.join(REPO, 'configs', 'deploy')

@@ -10,14 +10,14 @@ from torch import nn
 
 from gpusq_mm.deploy.exporter import export_onnx, run_ort
 from gpusq_mm.deploy.qdq import build_deploy_model
-from gpusq_mm.oneshot import quick_gpusq
 from gpusq_mm.deploy.verify import gemm_weights, pruned_float_weights
+from gpusq_mm.oneshot import quick_gpusq
 from gpusq_mm.quantization import (calibrate, insert_quantizers,
                                    select_quant_layers)
 from gpusq_mm.sparsity import find_layers, magnitude_mask
 
 from .test_mmdet_export import (build, check_parity, coco, export,  # noqa
-                                 make_exporter)
+                                make_exporter)
 
 
 class Block(nn.Module):
@@ -73,7 +73,7 @@ def test_counter_catches_pruned_float_weights(tmp_path):
     assert len(pruned_float_weights(graph)) == 4  # q, k, v and fc
 
 
-def test_dino_every_pruned_gemm_int8(coco, tmp_path):
+def test_dino_every_pruned_gemm_int8(coco, tmp_path):  # noqa: F811
     """DETR family (tiny DINO; its decoder self-attention is
     nn.MultiheadAttention): every pruned GEMM weight is int8 in the graph,
     and ONNX Runtime agrees with the fake-quantized model on the top 10

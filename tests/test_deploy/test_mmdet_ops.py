@@ -59,8 +59,7 @@ def test_batched_nms_matches_mmcv(tmp_path):
 
 
 def test_paste_masks_matches_mmdet(tmp_path):
-    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import \
-        _do_paste_mask
+    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
     boxes = random_boxes(6, 60, seed=2) - 10  # some cross the border
     probs = torch.rand(6, 28, 28, generator=torch.Generator().manual_seed(3))
     ref, _ = _do_paste_mask(probs[:, None], boxes, 48, 64, skip_empty=False)

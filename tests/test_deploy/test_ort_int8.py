@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gpusq_mm.deploy.exporter import ort_session
 from gpusq_mm.deploy.onnxruntime.int8 import (U8_ZERO_POINT, integer_matmuls,
-                                      quantize_then_clip)
+                                              quantize_then_clip)
 
 SCALE = np.float32(0.05)
 

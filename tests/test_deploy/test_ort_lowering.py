@@ -1,8 +1,8 @@
-"""ONNX Runtime lowering of the Q/DQ export (gpusq_mm.deploy.onnxruntime.lowering)
-on a real tiny SegFormer (mmseg MiT, one-shot 2:4 + max calibration):
-the Conv weights become the exact DQ(int8) values, ONNX Runtime's outputs
-stay those of the Q/DQ graph and ONNX Runtime no longer requantizes the
-Conv weights itself."""
+"""ONNX Runtime lowering of the Q/DQ export
+(gpusq_mm.deploy.onnxruntime.lowering) on a real tiny SegFormer (mmseg MiT,
+one-shot 2:4 + max calibration): the Conv weights become the exact DQ(int8)
+values, ONNX Runtime's outputs stay those of the Q/DQ graph and ONNX Runtime
+no longer requantizes the Conv weights itself."""
 import collections
 
 import numpy as np
@@ -14,8 +14,9 @@ from onnx import numpy_helper
 
 from gpusq_mm.deploy.exporter import export_onnx, ort_session
 from gpusq_mm.deploy.loader import build_task_model
-from gpusq_mm.deploy.onnxruntime.lowering import (LOWERED_MAX_REL_DIFF, LOWERED_TAG,
-                                          lower_for_ort, max_rel_diff)
+from gpusq_mm.deploy.onnxruntime.lowering import (LOWERED_MAX_REL_DIFF,
+                                                  LOWERED_TAG, lower_for_ort,
+                                                  max_rel_diff)
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.oneshot import quick_gpusq
 

@@ -10,8 +10,7 @@ from torch import nn
 
 from gpusq_mm.deploy.exporter import export_onnx, ort_session, run_ort
 from gpusq_mm.deploy.qdq import build_deploy_model
-from gpusq_mm.deploy.verify import (DeployVerifyError, verify_qdq,
-                                    verify_sparse)
+from gpusq_mm.deploy.verify import DeployVerifyError, verify_qdq, verify_sparse
 from gpusq_mm.quantization import (calibrate, insert_quantizers,
                                    select_quant_layers)
 from gpusq_mm.sparsity import magnitude_mask

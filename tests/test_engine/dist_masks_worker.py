@@ -21,8 +21,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 import gpusq_mm  # noqa: E402,F401
 from gpusq_mm.utils import get_student  # noqa: E402
-from gpusq_mm.utils.dist import (prepare_cpu_distributed,  # noqa: E402
-                                 shutdown_distributed)
+from gpusq_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
+from gpusq_mm.utils.dist import shutdown_distributed
 from tests.test_engine.toy import runner_cfg  # noqa: E402
 
 

@@ -63,8 +63,9 @@ def test_every_head_without_conv_seg_has_a_stock_config():
 
 
 def _distiller_cfg(path: str) -> Config:
-    import gpusq_mm  # noqa: F401
     import mmseg
+
+    import gpusq_mm  # noqa: F401
     cfg = Config.fromfile(osp.join(osp.dirname(mmseg.__file__), '.mim',
                                    'configs', path))
     model = cfg.model

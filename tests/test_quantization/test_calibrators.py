@@ -7,14 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from gpusq_mm.quantization import (calibrate, fake_quantize,
-                                   insert_quantizers, select_quant_layers,
-                                   uncalibrated)
+from gpusq_mm.quantization import (calibrate, fake_quantize, insert_quantizers,
+                                   select_quant_layers, uncalibrated)
 from gpusq_mm.quantization.calibrate import (NEVER_CALLED, TRAINING_ONLY,
-                                            merge_histograms)
+                                             merge_histograms)
 from gpusq_mm.quantization.calibrators import amax_from_histogram
-from gpusq_mm.quantization.histogram import (RunningHistogram,
-                                             range_exponent)
+from gpusq_mm.quantization.histogram import RunningHistogram, range_exponent
 
 
 def _direct_hist(values: torch.Tensor, hist: RunningHistogram):

@@ -5,10 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpusq_mm.quantization import (calibrate, fake_quantize,
+from gpusq_mm.quantization import (calibrate, fake_quantize, functional_linear,
                                    insert_quantizers, select_quant_layers,
                                    uncalibrated)
-from gpusq_mm.quantization import functional_linear
 from gpusq_mm.quantization.calibrate import NEVER_CALLED
 
 

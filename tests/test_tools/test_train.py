@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from gpusq_mm.utils import load_checkpoint_file
-
 from tests.utils import DEMO_CONFIGS, run_tool
 
 # config, options giving exactly 2 training iterations per "unit", the key

@@ -62,8 +62,9 @@ def test_malicious_pickle_refused_and_not_run(tmp_path):
     assert 'system' in str(err.value)  # names the offending global
     assert not marker.exists()
     # the same through MMEngine's loader (load_from, --resume, teacher_ckpt)
-    import gpusq_mm  # noqa: F401  (routes MMEngine's CheckpointLoader)
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    import gpusq_mm  # noqa: F401  (routes MMEngine's CheckpointLoader)
     with pytest.raises(CheckpointLoadError):
         _load_checkpoint(path, map_location='cpu')
     assert not marker.exists()

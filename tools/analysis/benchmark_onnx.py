@@ -4,7 +4,8 @@ interleaved in one run.
 
     python tools/analysis/benchmark_onnx.py MODEL_CFG [--checkpoint CKPT] \\
         [--shape 224 224] [--batch 1] [--threads 2] [--repeats 20] \\
-        [--spin run|never|always] [--peers u8s8_qdq s8s8_qdq ...] [--work-dir OUT]
+        [--spin run|never|always] [--peers u8s8_qdq s8s8_qdq ...] \\
+        [--work-dir OUT]
 
 MODEL_CFG may be ``mmpretrain::deit/deit-small_4xb256_in1k.py``. Without a
 checkpoint the model keeps its random init, its all-zero layers (the
@@ -20,7 +21,8 @@ precision), our export lowered for ONNX Runtime (the file the
 the FP32 export in U8S8/S8S8 x QDQ/QOperator on both runtimes; the table
 marks the best peer per runtime. Ratios are medians of interleaved runs
 (after a warm-up); ORT's workers spin only within a run by default
-(``--spin``, :data:`gpusq_mm.deploy.exporter.SPIN_MODES`). Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``.
+(``--spin``, :data:`gpusq_mm.deploy.exporter.SPIN_MODES`). Writes
+``OUT/benchmark.json`` and ``OUT/benchmark.md``.
 """
 import argparse
 import json
@@ -37,8 +39,9 @@ from gpusq_mm.deploy.cpu_benchmark import run_benchmark, table
 from gpusq_mm.deploy.exporter import SPIN_MODES, export_onnx
 from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
 from gpusq_mm.deploy.onnxruntime.lowering import (lower_file, lowering_counts,
-                                          max_rel_diff)
-from gpusq_mm.deploy.onnxruntime.peers import PEER_SETTINGS, quantize_peers, random_calib
+                                                  max_rel_diff)
+from gpusq_mm.deploy.onnxruntime.peers import (PEER_SETTINGS, quantize_peers,
+                                               random_calib)
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.oneshot import quick_gpusq, reinit_zero_layers
 

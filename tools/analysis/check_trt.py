@@ -2,7 +2,8 @@
 
 For every task the demo deployed (``<demo-dir>/<task>/deploy_fp32`` and
 ``deploy_int8``), builds two strongly typed engines with the project's
-builder (:func:`gpusq_mm.deploy.tensorrt.build.build_engine`, sparse weights on):
+builder (:func:`gpusq_mm.deploy.tensorrt.build.build_engine`, sparse
+weights on):
 
 - dense FP16: the dense FP32 export with its float math cast to FP16
   (:func:`gpusq_mm.deploy.tensorrt.fp16.convert_to_fp16`);

@@ -11,8 +11,8 @@ import os.path as osp
 
 import torch
 
-from gpusq_mm.utils import load_checkpoint_file
 from gpusq_mm.checkpoint_format import distiller_to_student
+from gpusq_mm.utils import load_checkpoint_file
 
 
 def main() -> None:

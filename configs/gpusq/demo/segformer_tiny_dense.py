@@ -41,7 +41,8 @@ train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(
         _delete_=True, **dataset,
-        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        data_prefix=dict(img_path='img_dir/train',
+                         seg_map_path='ann_dir/train'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,

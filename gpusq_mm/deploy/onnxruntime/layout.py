@@ -16,7 +16,7 @@ from typing import List
 import numpy as np
 
 from .graph import (constants, node_attrs, node_maps, remove_unused,
-                        replace_nodes)
+                    replace_nodes)
 
 #: (first perm, rank of the Reshape output, last perm, order of the new
 #: shape's entries taken from the Reshape's shape).

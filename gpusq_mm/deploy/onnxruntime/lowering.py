@@ -41,8 +41,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .graph import (constants, dequantize, node_maps, quant_axis,
-                        remove_unused)
+from .graph import constants, dequantize, node_maps, quant_axis, remove_unused
 from .int8 import integer_matmuls, quantize_then_clip
 from .layout import fold_layout_transposes
 from .pointwise import pointwise_conv_to_matmul

@@ -27,9 +27,8 @@ def quantize_peers(fp32_path: str, out_dir: str,
     Returns:
         dict: ``{'ort_qs_<setting>': path}``.
     """
-    from onnxruntime.quantization import (CalibrationDataReader,
-                                          QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
+                                          QuantType, quantize_static)
 
     class Reader(CalibrationDataReader):
 

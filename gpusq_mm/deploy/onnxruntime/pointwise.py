@@ -6,7 +6,7 @@ from typing import List
 import numpy as np
 
 from .graph import (constants, node_attrs, node_maps, quant_axis,
-                        remove_unused, replace_nodes)
+                    remove_unused, replace_nodes)
 
 
 def _is_pointwise(node) -> bool:

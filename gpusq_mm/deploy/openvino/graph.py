@@ -44,6 +44,7 @@ def unsigned_activations(model) -> List[str]:
         list[str]: Names of the rewritten ``QuantizeLinear`` nodes.
     """
     from onnx import numpy_helper
+
     from ..onnxruntime.graph import constants, node_maps
     graph = model.graph
     consts = constants(graph)

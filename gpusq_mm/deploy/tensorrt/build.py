@@ -80,8 +80,9 @@ def write_build_script(deploy_cfg: Config, work_dir: str) -> str:
             f'# Strongly typed TensorRT build {what}.\n'
             '# Precision comes from the Q/DQ and FP16 tensors in the ONNX;\n'
             '# no --int8/--fp16 flags. Run on the target (e.g. Jetson Orin);\n'
-            '# gpusq_mm.deploy.tensorrt.build.engine_facts_from_dir(DIR) then lists\n'
-            '# the INT8 layers and those that picked sparse kernels.\n'
+            '# gpusq_mm.deploy.tensorrt.build.engine_facts_from_dir(DIR)\n'
+            '# then lists the INT8 layers and those that picked sparse\n'
+            '# kernels.\n'
             'set -euo pipefail\n'
             'cd "$(dirname "$0")"\n'
             f'{cmd} \\\n    2>&1 | tee build_engine.log\n')

@@ -9,8 +9,7 @@ from torch import nn
 
 from gpusq_mm.checkpoint_format import (QAT_KEY, check_resume,
                                         restore_quant_structure,
-                                        update_distill_meta,
-                                        update_gpusq_meta)
+                                        update_distill_meta, update_gpusq_meta)
 from gpusq_mm.engine.calib_data import (calibration_batches,
                                         check_calibration_size,
                                         default_calib_samples, describe,

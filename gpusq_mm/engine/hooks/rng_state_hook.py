@@ -13,7 +13,6 @@ from gpusq_mm.registry import register_hook
 from gpusq_mm.utils.rng import get_rng_state, set_rng_state
 
 
-
 @register_hook
 class RNGStateHook(Hook):
     """Store Python, NumPy, torch and CUDA generator states in every

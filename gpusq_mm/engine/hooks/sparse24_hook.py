@@ -19,7 +19,6 @@ from gpusq_mm.utils.scope import check_scope, resolve_scope
 from .phase_start import PhaseStart
 
 
-
 @register_hook
 class Sparse24Hook(Hook):
     """Apply 2:4 fine-grained structured sparsity during training.
@@ -48,8 +47,8 @@ class Sparse24Hook(Hook):
             channels reordered first, function unchanged), 'srste' or
             'gradual'. See :class:`gpusq_mm.sparsity.sparsifier.Sparsifier`.
             Defaults to 'magnitude'.
-        start_iter (int | float, optional): Iteration at which masks are computed.
-            A float in [0, 1) is a fraction of ``max_iters``.
+        start_iter (int | float, optional): Iteration at which masks are
+            computed. A float in [0, 1) is a fraction of ``max_iters``.
             Defaults to None (start of training unless ``start_epoch``).
         start_epoch (int | float, optional): Epoch at which masks are computed
             (epoch-based loops). Defaults to None.

@@ -1,9 +1,9 @@
 """MixedKDDistiller: a frozen teacher distils into the student (the dense
 model in phase S, by default the sparse float model M_SF in phase Q)."""
 import copy
-from contextlib import ExitStack
 import os.path as osp
 import warnings
+from contextlib import ExitStack
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -18,14 +18,14 @@ from torch import Tensor, nn
 from gpusq_mm.checkpoint_format import STUDENT_PREFIX
 from gpusq_mm.models.losses import feature_mse
 from gpusq_mm.models.recorder import check_paths, record_outputs
+from gpusq_mm.registry import register_model
+from gpusq_mm.utils.state_checks import check_state_dict_fits
 
 from .critical_layers import critical_features
 from .feature_pairs import PhiWeights, build_pairs
 from .logit_taps import LogitTaps
 from .pseudo_labels import pseudo_label
 from .stage2_teacher import check_same_architecture, copy_sparse_student
-from gpusq_mm.registry import register_model
-from gpusq_mm.utils.state_checks import check_state_dict_fits
 
 # the paper's weights: L = α·L_hard + β·L_soft + γ·L_feat, α=1, β=10, γ=5;
 # the temperature is not given in the paper (1 keeps KL on the raw scale)
@@ -360,7 +360,8 @@ def _drop_teacher(module: 'MixedKDDistiller', state_dict: dict, prefix: str,
     """State-dict hook: checkpoints hold the student unless
     ``save_teacher`` or the teacher is the sparse stage-2 copy."""
     if not (module.save_teacher or bool(module.teacher_sparse)):
-        for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        teacher = prefix + 'teacher.'
+        for key in [k for k in state_dict if k.startswith(teacher)]:
             del state_dict[key]
     return state_dict
 

@@ -18,7 +18,7 @@ from mmengine.config import ConfigDict
 from torch import Tensor, nn
 
 from .ops import (batched_nms, clip_boxes, delta_xywh_decode,
-                        multilevel_roi_align, paste_masks, topk_sorted)
+                  multilevel_roi_align, paste_masks, topk_sorted)
 
 # Below this score a candidate is dropped by NMS; invalid boxes (zero
 # width/height, filtered out by mmdet's ``min_bbox_size``) get it.

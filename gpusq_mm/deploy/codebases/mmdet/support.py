@@ -71,8 +71,7 @@ def detector_kind(model: nn.Module, with_mask: bool) -> str:
     not supported otherwise."""
     from mmdet.models.dense_heads import RetinaHead
     from mmdet.models.detectors import (DINO, DeformableDETR,
-                                        SingleStageDetector,
-                                        TwoStageDetector)
+                                        SingleStageDetector, TwoStageDetector)
     if isinstance(model, TwoStageDetector):
         return _two_stage(model, with_mask)
     if with_mask:
