@@ -151,9 +151,9 @@ def select_attention(model: nn.Module,
         if name in supported or not ('Attention' in cls or 'MSA' in cls):
             continue
         if not any(s.startswith(f'{name}.') for s in supported):
-            supported = ', '.join(SUPPORTED_ATTENTION)
+            known = ', '.join(SUPPORTED_ATTENTION)
             decisions[name] = (f'{cls} is not a supported attention class '
-                               f'(supported: {supported})')
+                               f'(supported: {known})')
     return decisions
 
 

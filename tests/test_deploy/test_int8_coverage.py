@@ -16,8 +16,8 @@ from gpusq_mm.quantization import (calibrate, insert_quantizers,
                                    select_quant_layers)
 from gpusq_mm.sparsity import find_layers, magnitude_mask
 
-from .test_mmdet_export import (build, check_parity, coco, export,  # noqa
-                                make_exporter)
+from .test_codebases.test_mmdet_export import (build, check_parity,  # noqa
+                                               coco, export, make_exporter)
 
 
 class Block(nn.Module):

@@ -7,7 +7,8 @@ import torch
 from gpusq_mm.datasets import make_coco
 from gpusq_mm.deploy.codebases.mmdet import (MMDetExporter,
                                              UnsupportedModelError)
-from tests.test_deploy.test_mmdet_export import build, make_exporter
+from tests.test_deploy.test_codebases.test_mmdet_export import (build,
+                                                                make_exporter)
 
 
 @pytest.fixture(scope='module')

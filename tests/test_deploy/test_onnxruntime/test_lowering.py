@@ -20,7 +20,7 @@ from gpusq_mm.deploy.onnxruntime.lowering import (LOWERED_MAX_REL_DIFF,
 from gpusq_mm.deploy.qdq import build_deploy_model
 from gpusq_mm.oneshot import quick_gpusq
 
-from .conftest import demo_config
+from ..conftest import demo_config
 
 
 class _Logits(torch.nn.Module):
