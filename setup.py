@@ -1,6 +1,11 @@
 """Packaging of gpusq_mm: 2:4 sparsity + INT8 QAT + mixed KD for OpenMMLab."""
+import os
 import os.path as osp
+import shutil
+import sys
 from setuptools import find_packages, setup
+
+ROOT = osp.dirname(osp.abspath(__file__))
 
 
 def get_version() -> str:
@@ -22,6 +27,27 @@ def parse_requirements(path: str) -> list:
     return reqs
 
 
+def add_mim_extension() -> None:
+    """Ship ``configs/`` and ``tools/`` inside the package as
+    ``gpusq_mm/.mim/`` (OpenMMLab's layout) when a wheel or an install is
+    built, so that an installed gpusq_mm has its configs and CLI tools
+    (:mod:`gpusq_mm.resources`). An editable install uses the checkout's
+    folders and gets no copy."""
+    if not {'bdist_wheel', 'install', 'sdist', 'build'} & set(sys.argv):
+        return
+    mim = osp.join(ROOT, 'gpusq_mm', '.mim')
+    os.makedirs(mim, exist_ok=True)
+    for name in ('configs', 'tools'):
+        target = osp.join(mim, name)
+        if osp.islink(target) or osp.isfile(target):
+            os.remove(target)
+        elif osp.isdir(target):
+            shutil.rmtree(target)
+        shutil.copytree(osp.join(ROOT, name), target,
+                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+
+
+add_mim_extension()
 setup(
     name='gpusq_mm',
     version=get_version(),
@@ -35,6 +61,10 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     include_package_data=True,
+    package_data={'gpusq_mm': ['.mim/configs/**/*', '.mim/tools/**/*']},
+    entry_points={'console_scripts': [
+        f'gpusq-{tool}=gpusq_mm.cli:{tool}'
+        for tool in ('train', 'test', 'deploy', 'demo')]},
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require=dict(
         tests=parse_requirements('requirements/tests.txt'),

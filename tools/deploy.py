@@ -70,6 +70,9 @@ def load_configs(args: argparse.Namespace):
         FileNotFoundError: A config file does not exist.
         ValueError: ``--test-pipeline`` defines no ``test_pipeline``.
     """
+    from gpusq_mm.resources import resolve_config
+    args.deploy_cfg = resolve_config(args.deploy_cfg)
+    args.model_cfg = resolve_config(args.model_cfg)
     for what, path in (('deploy config', args.deploy_cfg),
                        ('model config', args.model_cfg),
                        ('--test-pipeline file', args.test_pipeline)):

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional
 
 from gpusq_mm.demo.runner import run_tool
 from gpusq_mm.demo.tasks import DemoTask, progress_of
+from gpusq_mm.resources import resource_dir
 
-DEMO = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))), 'configs', 'gpusq', 'demo')
+DEMO = osp.join(resource_dir('configs'), 'gpusq', 'demo')
 SPARSE_HOOK = "dict(type='Sparse24Hook', method='magnitude', scope='backbone')"
 RNG_HOOK = "dict(type='RNGStateHook')"
 

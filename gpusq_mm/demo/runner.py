@@ -6,7 +6,10 @@ import sys
 import time
 from typing import Callable, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from gpusq_mm.resources import repo_root
+
+#: The folder with ``configs/`` and ``tools/`` (checkout or installed copy).
+REPO = repo_root()
 
 
 class ToolError(RuntimeError):

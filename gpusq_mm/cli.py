@@ -1,0 +1,48 @@
+"""Console scripts of an installed gpusq_mm (``gpusq-train``,
+``gpusq-test``, ``gpusq-deploy``, ``gpusq-demo``): each runs the tool of the
+same name in ``tools/`` (the checkout's, or the package's copy) with the
+same command line, so ``gpusq-train CONFIG ...`` is ``python
+tools/train.py CONFIG ...``. ``python -m gpusq_mm.cli train ...`` does the
+same."""
+import runpy
+import sys
+from typing import List, Optional
+
+from .resources import resource_dir
+
+TOOLS = {'train': 'train.py', 'test': 'test.py', 'deploy': 'deploy.py',
+         'demo': 'demo.py'}
+
+
+def run(tool: str, argv: Optional[List[str]] = None) -> None:
+    """Run ``tools/<tool>.py`` as ``__main__`` with ``argv``."""
+    import os.path as osp
+    script = osp.join(resource_dir('tools'), TOOLS[tool])
+    sys.argv = [script, *(sys.argv[1:] if argv is None else argv)]
+    runpy.run_path(script, run_name='__main__')
+
+
+def train() -> None:
+    run('train')
+
+
+def test() -> None:
+    run('test')
+
+
+def deploy() -> None:
+    run('deploy')
+
+
+def demo() -> None:
+    run('demo')
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in TOOLS:
+        sys.exit(f'usage: python -m gpusq_mm.cli {{{",".join(TOOLS)}}} ...')
+    run(sys.argv[1], sys.argv[2:])
+
+
+if __name__ == '__main__':
+    main()
