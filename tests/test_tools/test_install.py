@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -29,11 +30,16 @@ def installed(tmp_path_factory) -> str:
     """The wheel of this checkout, installed into its own folder (the
     OpenMMLab stack comes from this environment)."""
     tmp = tmp_path_factory.mktemp('install')
+    # build from a copy: the build writes build/ and gpusq_mm/.mim
+    src = str(tmp / 'src')
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        '.git', '.venv', 'work_dirs', 'data', 'build', '.mim',
+        '__pycache__', '*.egg-info'))
     env = dict(os.environ)
     env.pop('PYTHONPATH', None)
     pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check']
     _run([*pip, 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w',
-          str(tmp / 'wheel'), REPO], cwd=str(tmp), env=env)
+          str(tmp / 'wheel'), src], cwd=str(tmp), env=env)
     wheel, = glob.glob(str(tmp / 'wheel' / 'gpusq_mm-*.whl'))
     target = str(tmp / 'site')
     _run([*pip, 'install', '-q', '--no-deps', '--no-index', '--target',
