@@ -4,6 +4,7 @@ same name in ``tools/`` (the checkout's, or the package's copy) with the
 same command line, so ``gpusq-train CONFIG ...`` is ``python
 tools/train.py CONFIG ...``. ``python -m gpusq_mm.cli train ...`` does the
 same."""
+import os.path as osp
 import runpy
 import sys
 from typing import List, Optional
@@ -16,7 +17,6 @@ TOOLS = {'train': 'train.py', 'test': 'test.py', 'deploy': 'deploy.py',
 
 def run(tool: str, argv: Optional[List[str]] = None) -> None:
     """Run ``tools/<tool>.py`` as ``__main__`` with ``argv``."""
-    import os.path as osp
     script = osp.join(resource_dir('tools'), TOOLS[tool])
     sys.argv = [script, *(sys.argv[1:] if argv is None else argv)]
     runpy.run_path(script, run_name='__main__')

@@ -1,5 +1,7 @@
 """Shared fixtures: synthetic data sets and a runner for the CLI tools."""
+import os
 import os.path as osp
+import shutil
 
 import pytest
 
@@ -32,8 +34,6 @@ def gpusq_ckpt(tmp_path_factory) -> str:
 @pytest.fixture
 def work(tmp_path, gpusq_ckpt) -> str:
     """A work dir that already holds a run's checkpoints."""
-    import os
-    import shutil
     work = str(tmp_path / 'work')
     os.makedirs(work)
     for name in ('iter_2.pth', 'iter_4.pth'):

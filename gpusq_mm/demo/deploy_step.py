@@ -123,20 +123,14 @@ def _example_input(deploy_cfg: str, model_cfg: str, img: str) -> np.ndarray:
     return inputs.numpy().astype(np.float32)
 
 
-def _runner(label: str, path: str, threads: int):
-    from gpusq_mm.deploy.latency import ort_runner
-    if label.startswith('ov_'):
-        from gpusq_mm.deploy.openvino import OVRunner, compile_ir
-        return OVRunner(compile_ir(path, threads))
-    return ort_runner(path, threads, spin='run')
-
-
 def _time(graphs: Dict[str, str], inputs: np.ndarray, threads: int,
           repeats: int) -> List[dict]:
     """Interleaved medians of every graph per batch (one row per batch)."""
-    from gpusq_mm.deploy.latency import batch_is_dynamic, time_runners
+    from gpusq_mm.deploy.latency import (batch_is_dynamic, runner_for,
+                                         time_runners)
     rows = []
-    runners = {k: _runner(k, p, threads) for k, p in graphs.items()}
+    runners = {k: runner_for('ov' if k.startswith('ov_') else 'ort', p,
+                             threads) for k, p in graphs.items()}
     dynamic = all(batch_is_dynamic(p) for p in graphs.values()
                   if p.endswith('.onnx'))
     for batch in BATCHES if dynamic else BATCHES[:1]:

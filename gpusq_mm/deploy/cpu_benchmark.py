@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from .codebases.base import cosine
-from .latency import ort_runner, time_runners
+from .latency import runner_for, time_runners
 from .onnxruntime.peers import best_of
 
 
@@ -30,12 +30,10 @@ def build_runners(graphs: Dict[str, Tuple[str, str]], threads: int,
     Returns:
         tuple: ``{label: runner}`` and ``{label: why it was left out}``.
     """
-    from .openvino import OVRunner, compile_ir
     runners, skipped = {}, {}
     for label, (runtime, path) in graphs.items():
         try:
-            runners[label] = ort_runner(path, threads, spin) \
-                if runtime == 'ort' else OVRunner(compile_ir(path, threads))
+            runners[label] = runner_for(runtime, path, threads, spin)
         except Exception as e:  # an op the runtime does not convert
             skipped[label] = f'{type(e).__name__}: {str(e)[:300]}'
     return runners, skipped

@@ -52,6 +52,19 @@ def ort_runner(path: str, threads: int = 2,
     return lambda x: sess.run(None, {name: x})
 
 
+def runner_for(runtime: str, path: str, threads: int = 2,
+               spin: str = 'run') -> Callable[[np.ndarray], list]:
+    """``inputs -> outputs`` of ``path`` on ``runtime``: ``'ort'`` (an
+    ONNX Runtime CPU session, :func:`ort_runner`) or ``'ov'`` (an OpenVINO
+    IR compiled for the CPU at FP32 inference precision)."""
+    if runtime == 'ov':
+        from .openvino import OVRunner, compile_ir
+        return OVRunner(compile_ir(path, threads))
+    if runtime != 'ort':
+        raise ValueError(f"runtime must be 'ort' or 'ov', got {runtime!r}")
+    return ort_runner(path, threads, spin)
+
+
 def time_runners(runners: Dict[str, Callable[[np.ndarray], list]],
                  inputs: np.ndarray, warmup: int = 10,
                  repeats: int = 30) -> Dict[str, dict]:

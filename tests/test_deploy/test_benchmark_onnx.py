@@ -9,6 +9,7 @@ import pytest
 
 from gpusq_mm.deploy.cpu_benchmark import summarize
 from gpusq_mm.deploy.exporter import SPIN_MODES, ort_session_options
+from gpusq_mm.deploy.latency import runner_for
 from tests.utils import run_tool
 
 from .conftest import demo_config
@@ -113,3 +114,6 @@ def test_spin_modes_set_ort_options():
     assert config('never') == ['0', None]
     with pytest.raises(ValueError, match=r"spin must be one of .*'sometimes'"):
         ort_session_options(2, 'sometimes')
+    with pytest.raises(ValueError, match="runtime must be 'ort' or 'ov', "
+                       "got 'trt'"):
+        runner_for('trt', 'model.onnx')
