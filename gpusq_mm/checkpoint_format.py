@@ -29,6 +29,7 @@ A ``MixedKDDistiller`` checkpoint holds the student under
 Checkpoints without ``meta['gpusq']['format']`` (written before it existed)
 read as format 1.
 """
+import functools
 from collections import OrderedDict
 from typing import Any, Dict, List
 
@@ -55,7 +56,13 @@ class CheckpointFormatError(ValueError):
 
 
 def versions() -> Dict[str, str]:
-    """Versions of the packages that decide a checkpoint's meaning."""
+    """Versions of the packages that decide a checkpoint's meaning (read
+    once per process: every hook writes them into every checkpoint)."""
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> Dict[str, str]:
     import importlib.metadata as md
     out = {}
     for name in ('gpusq_mm', 'torch', 'mmengine', 'mmcv', 'mmdet',
