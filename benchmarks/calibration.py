@@ -131,10 +131,12 @@ def modelopt_quantize(model, loop) -> dict:
 
 def gpusq_counts(model) -> dict:
     """``{module class: count}`` of the fake-quantized layers."""
-    from gpusq_mm.quantization import range_holders
+    from gpusq_mm.quantization import quant_layers, range_holders
+    layers = quant_layers(model)
     counts = {}
-    for module in range_holders(model).values():
-        name = type(module).__name__
+    for key, quantizer in range_holders(model).items():
+        # a layer's input range is named after the layer
+        name = type(layers.get(key, quantizer)).__name__
         counts[name] = counts.get(name, 0) + 1
     return counts
 

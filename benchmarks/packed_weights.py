@@ -54,13 +54,15 @@ def checkpoint_weights(path: str) -> Dict[str, Tuple[Tensor,
     if not gpusq or not gpusq['sparsity'].get('layers'):
         raise SystemExit(f'{path} has no 2:4 layers in meta["gpusq"]: pass '
                          'a checkpoint written by a GPUSQ run')
-    sd = ckpt['state_dict']
+    from gpusq_mm.quantization import upgrade_range_keys
+    sd = upgrade_range_keys(ckpt['state_dict'])
     prefix = STUDENT_PREFIX if any(k.startswith(STUDENT_PREFIX)
                                    for k in sd) else ''
     out = {}
     for name in gpusq['sparsity']['layers']:
-        # weight_amax, or in_proj_weight_amax of nn.MultiheadAttention
-        amax = sd.get(prefix + name + '_amax')
+        # <layer>.weight_quantizer.amax, or the in_proj_weight_quantizer
+        # of nn.MultiheadAttention
+        amax = sd.get(prefix + name + '_quantizer.amax')
         out[name] = (sd[prefix + name].float(), amax)
     return out
 

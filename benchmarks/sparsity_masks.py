@@ -54,9 +54,9 @@ def run_method(base, decisions, method: str, perm_iters: int) -> dict:
     sp = Sparsifier(method, ramp_iters=1, permutation_iters=perm_iters)
     start = time.perf_counter()
     extra = {}
+    sp.prepare([model], decisions)
     if method == 'permutation':
-        gains = sp.permute([model], decisions)
-        extra['permuted_blocks'] = len(gains)
+        extra['permuted_blocks'] = len(sp.strategy.gains)
     sp.compute(model, decisions, step=1)
     seconds = time.perf_counter() - start
     return dict(method=method, seconds=round(seconds, 3),

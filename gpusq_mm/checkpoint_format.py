@@ -13,8 +13,13 @@ key                content
 ``gpusq_qat``      :data:`QAT_KEY`, written by ``QATHook``: the quantized
                    ``layers`` and ``attention`` modules, ``weight_bits``,
                    ``calibrator``, ``learnable_scales``. The ranges are
-                   buffers in ``state_dict`` (``*.input_amax``,
-                   ``*.weight_amax``, ``*.matmul_quantizers.*.amax``).
+                   the quantizers' ``amax`` in ``state_dict``
+                   (``*.input_quantizer.amax``,
+                   ``*.weight_quantizer.amax``,
+                   ``*.matmul_quantizers.*.amax``; format 1 called the
+                   first two ``*.input_amax``/``*.weight_amax``, mapped on
+                   load by
+                   :data:`~gpusq_mm.quantization.LEGACY_RANGE_KEYS`).
 ``gpusq_rng``      :data:`RNG_KEY`, written by ``RNGStateHook``: every
                    rank's RNG states.
 ``meta['gpusq']``  :data:`META_KEY`, the description deploy and reports
@@ -37,6 +42,17 @@ from torch import nn
 
 from gpusq_mm.quantization import (enable_quant, insert_attention_quantizers,
                                    insert_quantizers)
+# the resume checks live beside the other state checks (the pure-torch
+# cores use them too); this module is where callers find them
+from gpusq_mm.utils.state_checks import CheckpointFormatError, check_resume
+
+__all__ = [
+    'CheckpointFormatError', 'FORMAT_VERSION', 'META_KEY', 'PHASES', 'QAT_KEY',
+    'RNG_KEY', 'SPARSE_KEY', 'STUDENT_PREFIX', 'check_resume',
+    'distiller_to_student', 'load_gpusq_checkpoint', 'read_meta',
+    'restore_quant_structure', 'sparse_masks', 'student_state_dict',
+    'update_distill_meta', 'update_gpusq_meta', 'versions'
+]
 
 SPARSE_KEY = 'gpusq_sparse24'
 QAT_KEY = 'gpusq_qat'
@@ -46,13 +62,10 @@ META_KEY = 'gpusq'
 STUDENT_PREFIX = 'architecture.'
 #: Version of ``meta['gpusq']``'s layout; raise it when the layout changes
 #: and teach :func:`read_meta` the older ones.
-FORMAT_VERSION = 1
+#: 2: ranges under the quantizer modules (``*.input_quantizer.amax``).
+FORMAT_VERSION = 2
 #: Order of the training phases a checkpoint can be in.
 PHASES = ('dense', 'S', 'Q')
-
-
-class CheckpointFormatError(ValueError):
-    """A checkpoint's GPUSQ entries do not fit this version or this run."""
 
 
 def versions() -> Dict[str, str]:
@@ -121,22 +134,6 @@ def update_distill_meta(checkpoint: dict, model) -> None:
     if callable(describe):
         gpusq = checkpoint.setdefault('meta', {}).setdefault(META_KEY, {})
         gpusq['distill'] = describe()
-
-
-# ------------------------------------------------------- compatibility
-def check_resume(hook: str, option: str, saved: Any, configured: Any,
-                 hint: str = '') -> None:
-    """Refuse to resume a checkpoint whose ``option`` differs from the
-    config's, naming both values.
-
-    Raises:
-        CheckpointFormatError: ``saved != configured``.
-    """
-    if saved != configured:
-        raise CheckpointFormatError(
-            f'{hook}: the checkpoint was written with {option}={saved!r} '
-            f'but the config says {option}={configured!r}; set '
-            f'{option}={saved!r} to resume it{hint}')
 
 
 def sparse_masks(checkpoint: dict) -> dict:

@@ -9,6 +9,7 @@ from typing import Dict, List
 import torch
 
 from gpusq_mm.checkpoint_format import student_state_dict
+from gpusq_mm.quantization import upgrade_range_keys
 from gpusq_mm.sparsity import count_violations
 from gpusq_mm.sparsity.packed import quantize_weight, save_packed
 from gpusq_mm.utils import load_checkpoint_file
@@ -33,7 +34,7 @@ def checkpoint_stats(path: str) -> dict:
     """
     ckpt = load_checkpoint_file(path)
     gpusq = ckpt['meta']['gpusq']
-    sd = _student_state(ckpt)
+    sd = upgrade_range_keys(_student_state(ckpt))
     sparse = list(gpusq['sparsity']['layers'])
     # quantized GEMM weights: a layer's weight, an MHA's in_proj_weight
     quant = {w for m in gpusq.get('quant', {}).get('layers', [])
@@ -45,14 +46,15 @@ def checkpoint_stats(path: str) -> dict:
                            zeros=round(float((w == 0).float().mean()), 4),
                            violations=count_violations(w)))
         if name in quant:
-            amax = sd.get(name + '_amax')
+            # <layer>.weight_quantizer.amax, in_proj_weight_quantizer.amax
+            amax = sd.get(name + '_quantizer.amax')
             packed[name] = quantize_weight(w, amax)
     with tempfile.TemporaryDirectory() as tmp:
         packed_bytes = save_packed(osp.join(tmp, 'w.gsq24'), packed) \
             if packed else 0
     fp32 = rest = 0
     for name, v in sd.items():
-        if not v.is_floating_point() or name.endswith('_amax'):
+        if not v.is_floating_point() or name.endswith('.amax'):
             continue
         fp32 += v.numel() * 4
         if name in packed:

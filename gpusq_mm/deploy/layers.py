@@ -87,14 +87,14 @@ class _ExportGemm(nn.Module):
             self.register_buffer(WEIGHT_FLOAT, weight.detach().float())
         else:
             qmax = 2**(bits - 1) - 1
-            scale = _scale(layer.weight_amax.flatten(), qmax)
+            scale = _scale(layer.weight_quantizer.amax.flatten(), qmax)
             shape = [1] * weight.dim()
             shape[self.weight_axis] = -1
             q = torch.clamp(torch.round(weight.detach().float() /
                                         scale.view(shape)), -qmax, qmax)
             self.register_buffer(WEIGHT_INT8, q.to(torch.int8))
             self.register_buffer('weight_scale', scale)
-            self.input_qdq = QDQTensor(layer.input_amax)
+            self.input_qdq = QDQTensor(layer.input_quantizer.amax)
         bias = getattr(layer, 'bias', None)
         self.register_buffer(
             'bias', None if bias is None else bias.detach().float())

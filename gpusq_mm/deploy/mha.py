@@ -8,7 +8,7 @@ projection a named weight initializer the verify step can check, and the
 same graph shape as the other attention modules. Where QAT quantized the
 projections (:func:`gpusq_mm.quantization.quantize_mha_gemms`), each
 becomes an int8 Q/DQ GEMM with its own input range and the rows of
-``in_proj_weight_amax`` as per-channel weight ranges.
+``in_proj_weight_quantizer``'s range as per-channel weight ranges.
 """
 import math
 from typing import Dict, Optional, Tuple
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from gpusq_mm.quantization.attention_mha import IN_PROJ
+from gpusq_mm.quantization.quant_layers import quantize_module
 
 from .layers import ExportLinear
 
@@ -49,9 +50,12 @@ def _projection(weight: Tensor, bias: Optional[Tensor],
     linear.weight.data.copy_(weight)
     if bias is not None:
         linear.bias.data.copy_(bias)
-    if bits is not None:  # what ExportLinear reads of a quantized layer
-        linear.weight_amax = mha.in_proj_weight_amax.detach().chunk(3)[index]
-        linear.input_amax = mha.in_proj_quantizers[op].amax.detach()
+    if bits is not None:  # the projection as a quantized layer
+        quantize_module(linear, bits)
+        linear.input_quantizer.load_calib_amax(
+            mha.in_proj_quantizers[op].amax.detach())
+        linear.weight_quantizer.load_calib_amax(
+            mha.in_proj_weight_quantizer.amax.detach().chunk(3)[index])
     return ExportLinear(linear, bits)
 
 

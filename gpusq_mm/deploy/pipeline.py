@@ -9,6 +9,9 @@ from typing import Callable, List, Optional
 
 import numpy as np
 from mmengine.config import Config
+from torch import Tensor
+
+from gpusq_mm.quantization import disable_quant
 
 from .codebases import build_exporter
 from .exporter import export_onnx, ort_session, run_session, run_torch
@@ -69,6 +72,8 @@ class DeployPipeline:
             'save_file', 'end2end.onnx'))
         self.report: dict = dict(checkpoint=checkpoint, onnx=self.onnx_path,
                                  precision=self.precision, steps={})
+        self.inputs: Optional[Tensor] = None
+        self.meta: dict = {}
         os.makedirs(work_dir, exist_ok=True)
 
     def steps(self) -> List[Callable[[], None]]:
@@ -123,14 +128,14 @@ class DeployPipeline:
         loaded = self.loaded
         model = loaded.model
         if self.dense:
-            from gpusq_mm.quantization import range_holders
-            for holder in range_holders(model).values():
-                holder.quant_state = 'off'
+            disable_quant(model)
         deploy, self.info = build_deploy_model(model, loaded.sparse_params,
                                                loaded.masks)
         # the image first: an exporter without a configured static shape
-        # (mmdet) takes the pre-processed image's
-        self.inputs, self.meta = self.exporter.load_image(self.img)
+        # (mmdet) takes the pre-processed image's; a caller that traces
+        # its own batch (the CPU benchmark) sets ``inputs`` beforehand
+        if self.inputs is None:
+            self.inputs, self.meta = self.exporter.load_image(self.img)
         self.deploy_module = self.exporter.export_module(deploy)
         self.reference = self.exporter.export_module(model)
         self.report['deploy'] = dict(

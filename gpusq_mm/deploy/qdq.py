@@ -1,7 +1,8 @@
 """Fold the project's fake quantization into exportable Q/DQ modules.
 
 A fake-quantized layer (:mod:`gpusq_mm.quantization.quant_layers`) holds a
-per-tensor ``input_amax`` and a per-output-channel ``weight_amax``; its
+per-tensor ``input_quantizer`` and a per-output-channel
+``weight_quantizer``; its
 forward computes ``linear(fq(x), fq(W))`` with the symmetric scheme
 ``scale = amax / qmax``, zero point 0. :func:`build_deploy_model` replaces
 every such layer by an export module whose ONNX graph is
@@ -16,8 +17,8 @@ every such layer by an export module whose ONNX graph is
 
 Sparse layers that are not quantized get the same treatment with a float
 weight, so every sparse weight is a named initializer the verify step finds.
-Tensor quantizers with an ``amax`` buffer and ``quant_state == 'quant'``
-(e.g. attention-matmul quantizers) become a per-tensor Q/DQ pair.
+The other switched-on per-tensor quantizers (attention-matmul operands)
+become a per-tensor Q/DQ pair.
 """
 import copy
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from gpusq_mm.quantization import has_quant_gemms
-from gpusq_mm.quantization.quant_layers import _QuantMixin
+from gpusq_mm.quantization import (QuantLayerMixin, TensorQuantizer,
+                                   has_quant_gemms)
 from gpusq_mm.sparsity import count_violations
 
 from .layers import ExportConv2d, ExportLinear, QDQTensor, _ExportGemm
@@ -60,11 +61,10 @@ def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def is_tensor_quantizer(module: nn.Module) -> bool:
-    """A stand-alone tensor quantizer (``amax`` buffer + ``quant_state``)
-    that is switched on."""
-    return (not isinstance(module, _QuantMixin)
-            and isinstance(getattr(module, 'amax', None), Tensor)
-            and getattr(module, 'quant_state', None) == 'quant')
+    """A per-tensor quantizer that is switched on (the quantizers of a
+    layer are exported with the layer)."""
+    return isinstance(module, TensorQuantizer) and \
+        not module.per_channel and module.quant_state == 'quant'
 
 
 @torch.no_grad()
@@ -120,7 +120,8 @@ def _sparse_targets(model: nn.Module, sparse_params: List[str]
 
 def _export_layer(module: nn.Module, info: DeployInfo,
                   name: str) -> nn.Module:
-    quant = isinstance(module, _QuantMixin) and module.quant_state == 'quant'
+    quant = isinstance(module, QuantLayerMixin) and \
+        module.quant_state == 'quant'
     bits = module.weight_bits if quant else None
     if quant:
         info.quantized[name] = bits
@@ -167,14 +168,18 @@ def build_deploy_model(model: nn.Module,
         info.quantized.update({f'{name}.{p}': bits for p, bits in
                                projection_bits(mha).items() if bits})
         _set_module(model, name, ExportMultiheadAttention(mha, out_proj))
+    layers = {n for n, m in model.named_modules()
+              if isinstance(m, QuantLayerMixin)}
     for name, module in list(model.named_modules()):
-        if isinstance(module, _QuantMixin) and \
+        if name.rpartition('.')[0] in layers:
+            continue  # a layer's own quantizers go with the layer
+        if isinstance(module, QuantLayerMixin) and \
                 module.quant_state != 'quant':
             info.float_layers.append(name)
         if is_tensor_quantizer(module):
             _set_module(model, name, QDQTensor(module.amax))
             info.tensor_quantizers.append(name)
-        elif (isinstance(module, _QuantMixin)
+        elif (isinstance(module, QuantLayerMixin)
               and module.quant_state == 'quant') or name in sparse_layers:
             if not isinstance(module, _ExportGemm):
                 _set_module(model, name, _export_layer(module, info, name))

@@ -194,3 +194,35 @@ def describe(calib: CalibrationSet) -> str:
         if len(counts) <= 20:
             text += ': ' + ', '.join(f'{k}: {v}' for k, v in counts)
     return text
+
+
+def calibration_loop(runner, model: torch.nn.Module,
+                     calib: CalibrationSet) -> Callable[[torch.nn.Module],
+                                                        None]:
+    """The forward loop :func:`gpusq_mm.quantization.calibrate` runs: the
+    samples of ``calib`` in batches of the train loader's size, through
+    ``model``'s data preprocessor in test mode (no batch augmentation),
+    into the student in eval mode (its mode is restored after).
+
+    Args:
+        runner (Runner): Gives the train dataloader.
+        model (nn.Module): The runner's (unwrapped) model, whose
+            ``data_preprocessor`` prepares the batches.
+        calib (CalibrationSet): From :func:`plan_calibration`.
+    """
+    loader = runner.train_dataloader
+    preprocessor = model.data_preprocessor
+
+    def loop(student: torch.nn.Module) -> None:
+        was_training = student.training
+        student.eval()
+        try:
+            for batch in calibration_batches(calib, loader.dataset,
+                                             loader.collate_fn,
+                                             loader_batch_size(loader)):
+                data = preprocessor(batch, False)
+                student(**data, mode='tensor')
+        finally:
+            student.train(was_training)
+
+    return loop

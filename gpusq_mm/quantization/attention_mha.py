@@ -9,8 +9,8 @@ quantizes, each where the policy asked for it:
 
 - the three input projections (:func:`quantize_mha_gemms`): a per-tensor
   input quantizer each (``in_proj_quantizers.{q,k,v}``, since query, key and
-  value are different tensors in cross-attention) and per-output-channel
-  weight ranges (``in_proj_weight_amax``, one row per row of
+  value are different tensors in cross-attention) and a per-output-channel
+  weight quantizer (``in_proj_weight_quantizer``, one range per row of
   ``in_proj_weight``), the policy of every other GEMM;
 - the output projection, called as a module so that a fake-quantized
   ``out_proj`` (a :class:`~.quant_layers.QuantLinear`) runs;
@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fake_quant import fake_quantize, per_channel_amax
+from .fake_quant import per_channel_amax
+from .quant_layers import LegacyRangeKeysMixin
 from .tensor_quantizer import TensorQuantizer, all_off
 
 IN_PROJ = ('q', 'k', 'v')
@@ -66,21 +67,42 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-class QuantMHAMixin:
+class QuantMHAMixin(LegacyRangeKeysMixin):
     """Explicit multi-head attention whose GEMMs and products can be
     fake-quantized (see the module docstring)."""
 
     @property
-    def weight_amax(self) -> Tensor:
-        """The per-output-channel range of ``in_proj_weight`` (the name
-        every fake-quantized GEMM gives its weight range)."""
-        return self.in_proj_weight_amax
+    def weight_quantizer(self) -> TensorQuantizer:
+        """The per-output-channel quantizer of ``in_proj_weight`` (the
+        name every fake-quantized GEMM gives its weight quantizer)."""
+        return self.in_proj_weight_quantizer
+
+    @property
+    def weight_bits(self) -> int:
+        """Bit width of the input-projection weights."""
+        return self.in_proj_weight_quantizer.num_bits
 
     @torch.no_grad()
-    def update_weight_amax(self) -> None:
+    def calibrate_weight(self) -> None:
         """Set the per-channel range of ``in_proj_weight`` from the
-        current weights."""
-        self.in_proj_weight_amax.copy_(per_channel_amax(self.in_proj_weight))
+        current weights (the input ranges are their quantizers')."""
+        self.in_proj_weight_quantizer.load_calib_amax(
+            per_channel_amax(self.in_proj_weight))
+
+    def enable_quant(self) -> bool:
+        """Switch the calibrated input projections to fake quantization
+        (the weight rows of a projection whose input quantizer stays off
+        stay in float).
+
+        Returns:
+            bool: Whether any projection is quantized.
+        """
+        on = [q.enable_quant() for q in self.in_proj_quantizers.values()]
+        if any(on):
+            self.in_proj_weight_quantizer.enable_quant()
+        else:
+            self.in_proj_weight_quantizer.disable()
+        return any(on)
 
     def _all_off(self) -> bool:
         """Whether no quantizer of this module (or its ``out_proj``) is
@@ -103,13 +125,13 @@ class QuantMHAMixin:
         inputs = [query, key, value]
         quantizers = self._modules.get('in_proj_quantizers')
         if quantizers is not None:
-            ranges = self.in_proj_weight_amax.chunk(3)
+            quantized = self.in_proj_weight_quantizer(
+                self.in_proj_weight).chunk(3)
             for i, name in enumerate(IN_PROJ):
                 quantizer = quantizers[name]
                 inputs[i] = quantizer(inputs[i])
                 if quantizer.quant_state == 'quant':
-                    weights[i] = fake_quantize(weights[i], ranges[i],
-                                               self.weight_bits)
+                    weights[i] = quantized[i]
         return [F.linear(x, w, b) for x, w, b in zip(inputs, weights, biases)]
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
@@ -176,7 +198,7 @@ class QuantMHAMixin:
 def add_in_proj_quantizers(module: nn.MultiheadAttention,
                            weight_bits: int) -> None:
     """Give a :class:`QuantMHAMixin` module its input-projection
-    quantizers and weight ranges (no-op if it has them; the caller,
+    quantizers and weight quantizer (no-op if it has them; the caller,
     :func:`~.attention.quantize_mha_gemms`, checks :func:`mha_gemm_reason`
     first)."""
     if 'in_proj_quantizers' in module._modules:
@@ -184,10 +206,8 @@ def add_in_proj_quantizers(module: nn.MultiheadAttention,
     device = module.in_proj_weight.device
     module.in_proj_quantizers = nn.ModuleDict(
         {name: TensorQuantizer().to(device) for name in IN_PROJ})
-    module.register_buffer(
-        'in_proj_weight_amax',
-        torch.zeros(module.in_proj_weight.shape[0], 1, device=device))
-    module.weight_bits = weight_bits
+    module.in_proj_weight_quantizer = TensorQuantizer(
+        weight_bits, channels=module.in_proj_weight.shape[0]).to(device)
 
 
 def has_quant_gemms(module: nn.Module) -> bool:

@@ -1,12 +1,12 @@
 """Calibration: collect activation ranges, then freeze the scales."""
 import math
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
 from .attention_mha import has_quant_gemms
-from .calibrators import CALIBRATORS, amax_from_histogram
+from .calibrators import Calibrator, build_calibrator
 from .histogram import DEFAULT_BINS, RunningHistogram
 from .quant_layers import quant_layers
 from .tensor_quantizer import TensorQuantizer
@@ -22,36 +22,36 @@ TRAINING_ONLY = ('training-only module (auxiliary head, not run at '
 TRAINING_ONLY_MODULES = ('auxiliary_head', )
 
 
-def range_holders(model: nn.Module) -> Dict[str, nn.Module]:
-    """``{name: module}`` of everything with a calibrated activation range:
-    fake-quantized layers (their input, ``input_amax``) and standalone
-    :class:`TensorQuantizer` s (attention matmul operands, ``amax``)."""
-    holders: Dict[str, nn.Module] = dict(quant_layers(model))
+def range_holders(model: nn.Module) -> Dict[str, TensorQuantizer]:
+    """``{name: quantizer}`` of every calibrated activation range: the input
+    quantizers of the fake-quantized layers (named after their layer) and
+    the other per-tensor quantizers (attention matmul operands,
+    ``nn.MultiheadAttention`` input projections)."""
+    layers = quant_layers(model)
+    holders: Dict[str, TensorQuantizer] = {
+        n: layer.input_quantizer for n, layer in layers.items()}
+    owned = {id(q) for q in holders.values()}
     holders.update({n: m for n, m in model.named_modules()
-                    if isinstance(m, TensorQuantizer)})
+                    if isinstance(m, TensorQuantizer) and not m.per_channel
+                    and id(m) not in owned})
     return holders
 
 
 def quant_gemms(model: nn.Module) -> Dict[str, nn.Module]:
     """``{name: module}`` of everything with quantized weights: the
     fake-quantized layers and the ``nn.MultiheadAttention`` modules whose
-    input projections are quantized (both expose ``weight_amax`` and
-    ``update_weight_amax()``)."""
+    input projections are quantized (both have a ``weight_quantizer`` and
+    ``calibrate_weight()``)."""
     gemms: Dict[str, nn.Module] = dict(quant_layers(model))
     gemms.update({n: m for n, m in model.named_modules()
                   if has_quant_gemms(m)})
     return gemms
 
 
-def _amax(holder: nn.Module) -> torch.Tensor:
-    return holder.amax if isinstance(holder, TensorQuantizer) \
-        else holder.input_amax
-
-
 @torch.no_grad()
 def calibrate(model: nn.Module,
               forward_loop: Callable[[nn.Module], None],
-              calibrator: str = 'max',
+              calibrator: Union[str, Calibrator] = 'max',
               reduce_fn: Optional[Reduce] = None,
               percentile: float = 99.99,
               sum_fn: Optional[Reduce] = None,
@@ -62,12 +62,13 @@ def calibrate(model: nn.Module,
         model (nn.Module): Model with quantizers inserted.
         forward_loop (Callable): Runs calibration batches through ``model``
             (the caller chooses data and mode; eval mode is recommended).
-        calibrator (str): Range statistic, one of ``CALIBRATORS`` (see
-            :mod:`.calibrators`). Defaults to 'max'.
+        calibrator (str | Calibrator): Range statistic, a key of
+            ``CALIBRATORS`` (see :mod:`.calibrators`). Defaults to 'max'.
         reduce_fn (Callable, optional): In-place max across processes
             (e.g. an all-reduce), applied to the running max, the
             histogram ranges and the weight ranges. Defaults to None.
-        percentile (float): For ``'percentile'``. Defaults to 99.99.
+        percentile (float): For ``'percentile'`` given by name.
+            Defaults to 99.99.
         sum_fn (Callable, optional): In-place sum across processes, applied
             to the histograms (merged before the statistic is taken) and
             the call counts. Required with ``reduce_fn`` for the histogram
@@ -83,61 +84,58 @@ def calibrate(model: nn.Module,
         ValueError: Unknown calibrator, missing ``sum_fn``, or a range is
             not finite (NaN/inf inputs).
     """
-    if calibrator not in CALIBRATORS:
-        raise ValueError(f'unknown calibrator {calibrator!r}; choose one of '
-                         f'{CALIBRATORS}')
-    if calibrator != 'max' and reduce_fn is not None and sum_fn is None:
-        raise ValueError(f'calibrator {calibrator!r} across processes needs '
-                         'sum_fn to merge the histograms')
+    calibrator = build_calibrator(calibrator, percentile=percentile)
+    if calibrator.uses_histogram and reduce_fn is not None and \
+            sum_fn is None:
+        raise ValueError(f'calibrator {calibrator.name!r} across processes '
+                         'needs sum_fn to merge the histograms')
     holders = range_holders(model)
-    _collect(model, holders, forward_loop, calibrator != 'max', bins)
+    _collect(model, holders, forward_loop,
+             bins if calibrator.uses_histogram else None)
     names = list(holders)
     if not names:
         return {}
-    amax = torch.stack([_amax(holders[n]) for n in names])
+    amax = torch.stack([holders[n].amax.detach() for n in names])
     if reduce_fn is not None:
         reduce_fn(amax)
     _count_calls(holders, names, amax.device, sum_fn)
-    if calibrator != 'max':
-        hists = [holders[n].calib_hist for n in names]
+    hists = [holders[n].calib_hist for n in names]
+    if calibrator.uses_histogram:
         merge_histograms(hists, amax.device, reduce_fn, sum_fn)
-        for i, hist in enumerate(hists):
-            if torch.isfinite(amax[i]) and hist.hist is not None:
-                amax[i] = amax_from_histogram(
-                    hist.hist, hist.width, calibrator, float(amax[i]),
-                    percentile)
-    for holder in holders.values():
-        holder.calib_hist = None
+    for i, hist in enumerate(hists):
+        if torch.isfinite(amax[i]):
+            amax[i] = calibrator.compute_amax(hist, float(amax[i]))
     bad = [n for n, a in zip(names, amax.tolist()) if not math.isfinite(a)]
+    for name, value in zip(names, amax):
+        holders[name].load_calib_amax(None if bad else value)
     if bad:
         raise ValueError(f'calibration produced non-finite ranges for '
                          f'{bad[:5]} (NaN or inf in the calibration inputs); '
                          'check the data pipeline')
-    for name, value in zip(names, amax):
-        _amax(holders[name]).copy_(value)
     _calibrate_weights(model, reduce_fn)
     enable_quant(model)
-    return {n: float(_amax(holders[n]).detach()) for n in holders}
+    return {n: float(holders[n].amax.detach()) for n in holders}
 
 
-def _collect(model: nn.Module, holders: Dict[str, nn.Module],
-             forward_loop: Callable[[nn.Module], None], histogram: bool,
-             bins: int) -> None:
-    """Run ``forward_loop`` with every holder recording its inputs."""
+def _collect(model: nn.Module, holders: Dict[str, TensorQuantizer],
+             forward_loop: Callable[[nn.Module], None],
+             bins: Optional[int]) -> None:
+    """Run ``forward_loop`` with every holder recording its inputs (and
+    every other quantizer off)."""
+    for quantizer in model.modules():
+        if isinstance(quantizer, TensorQuantizer):
+            quantizer.disable()
     for holder in holders.values():
-        _amax(holder).zero_()
-        holder.quant_state = 'calib'
-        holder.calib_calls = 0
-        holder.calib_hist = RunningHistogram(bins) if histogram else None
+        holder.enable_calibration(bins)
     try:
         forward_loop(model)
     finally:
         for holder in holders.values():
-            holder.quant_state = 'off'
+            holder.disable()
 
 
-def _count_calls(holders: Dict[str, nn.Module], names: List[str], device,
-                 sum_fn: Optional[Reduce]) -> None:
+def _count_calls(holders: Dict[str, TensorQuantizer], names: List[str],
+                 device, sum_fn: Optional[Reduce]) -> None:
     """Sum the calibration calls of every holder across processes."""
     calls = torch.tensor([float(holders[n].calib_calls) for n in names],
                          dtype=torch.float64, device=device)
@@ -178,18 +176,17 @@ def merge_histograms(hists: List[RunningHistogram], device,
 
 def _calibrate_weights(model: nn.Module, reduce_fn: Optional[Reduce]) -> None:
     """Per-channel weight ranges, identical on every process."""
-    layers = quant_gemms(model)
-    names = list(layers)
-    for layer in layers.values():
-        layer.update_weight_amax()
-    if reduce_fn is not None and names:
-        flat = torch.cat([layers[n].weight_amax.flatten() for n in names])
+    gemms = quant_gemms(model)
+    quantizers = [g.weight_quantizer for g in gemms.values()]
+    for gemm in gemms.values():
+        gemm.calibrate_weight()
+    if reduce_fn is not None and quantizers:
+        flat = torch.cat([q.amax.detach().flatten() for q in quantizers])
         reduce_fn(flat)
-        for chunk, name in zip(
-                flat.split([layers[n].weight_amax.numel() for n in names]),
-                names):
-            layers[name].weight_amax.copy_(chunk.view_as(
-                layers[name].weight_amax))
+        for chunk, quantizer in zip(
+                flat.split([q.amax.numel() for q in quantizers]),
+                quantizers):
+            quantizer.load_calib_amax(chunk.view_as(quantizer.amax))
 
 
 def uncalibrated(model: nn.Module) -> Dict[str, str]:
@@ -197,10 +194,9 @@ def uncalibrated(model: nn.Module) -> Dict[str, str]:
     stay in float), e.g. layers whose forward never ran."""
     out = {}
     for name, holder in range_holders(model).items():
-        if float(_amax(holder).detach()) > 0:
+        if holder.is_calibrated:
             continue
-        calls = getattr(holder, 'calib_calls', 0)
-        if calls:
+        if holder.calib_calls:
             out[name] = ZERO_INPUTS
         elif name.split('.', 1)[0] in TRAINING_ONLY_MODULES:
             out[name] = TRAINING_ONLY
@@ -213,5 +209,14 @@ def enable_quant(model: nn.Module) -> None:
     """Switch calibrated layers and quantizers (range > 0) to fake
     quantization; those the calibration never reached stay in float."""
     for holder in range_holders(model).values():
-        holder.quant_state = 'quant' if float(_amax(holder).detach()) > 0 \
-            else 'off'
+        holder.enable_quant()
+    for gemm in quant_gemms(model).values():
+        gemm.enable_quant()
+
+
+def disable_quant(model: nn.Module) -> None:
+    """Switch every quantizer of ``model`` off (the float model with the
+    same weights); :func:`enable_quant` switches them on again."""
+    for quantizer in model.modules():
+        if isinstance(quantizer, TensorQuantizer):
+            quantizer.disable()

@@ -20,27 +20,131 @@ the statistic is taken):
   bins.
 """
 import math
-from typing import Optional
+from typing import Dict, Optional, Type, Union
 
 import torch
 from torch import Tensor
 
 from .histogram import RunningHistogram
 
-CALIBRATORS = ('max', 'percentile', 'mse', 'entropy')
 # at most this many candidate edges are scored by mse and entropy
 MAX_CANDIDATES = 1024
 
 
-@torch.no_grad()
-def record_range(amax: Tensor, hist: Optional[RunningHistogram],
-                 x: Tensor) -> None:
-    """Calibration step shared by every quantizer: raise the running max
-    ``amax`` (in place) to ``max|x|`` and, for the histogram calibrators,
-    count every |x| in ``hist``."""
-    amax.copy_(torch.maximum(amax, x.detach().abs().amax().float()))
-    if hist is not None:
-        hist.update(x)
+class Calibrator:
+    """Turns what a quantizer saw in calibration into its range.
+
+    Args:
+        percentile (float): For ``'percentile'``, in (0, 100].
+            Defaults to 99.99.
+        levels (int): Positive int8 levels of ``'entropy'``.
+            Defaults to 128.
+
+    Attributes:
+        name (str): The calibrator's key in :data:`CALIBRATORS`.
+        uses_histogram (bool): Whether quantizers must keep a histogram.
+    """
+
+    name = ''
+    uses_histogram = True
+
+    def __init__(self, percentile: float = 99.99, levels: int = 128) -> None:
+        if not 0 < percentile <= 100:
+            raise ValueError(f'percentile must be in (0, 100], got '
+                             f'{percentile!r}')
+        self.percentile = percentile
+        self.levels = levels
+
+    def compute_amax(self, hist: Optional[RunningHistogram],
+                     top: float) -> float:
+        """The range from a quantizer's histogram and exact max |x|.
+
+        Args:
+            hist (RunningHistogram, optional): Its histogram (None for the
+                max calibrator).
+            top (float): The exact max |x| (no range exceeds it).
+
+        Returns:
+            float: ``amax`` (``top`` for an empty histogram).
+        """
+        if hist is None or hist.hist is None:
+            return top
+        return self.amax_from_counts(hist.hist, hist.width, top)
+
+    def amax_from_counts(self, hist: Tensor, width: float,
+                         top: float) -> float:
+        """The range from histogram counts of bins ``[j * width, (j + 1) *
+        width)`` and the exact max ``top``."""
+        hist = hist.double().cpu()
+        if not self.uses_histogram or top <= 0 or width <= 0 or \
+                hist.sum() <= 0:
+            return top
+        used = int(torch.nonzero(hist).max()) + 1
+        return min(self._edge(hist[:used]) * width, top)
+
+    def _edge(self, hist: Tensor) -> float:
+        """The chosen upper edge, in bins."""
+        raise NotImplementedError
+
+
+class MaxCalibrator(Calibrator):
+    """The largest |x| seen (exact, no histogram)."""
+
+    name = 'max'
+    uses_histogram = False
+
+
+class PercentileCalibrator(Calibrator):
+    """The ``percentile`` of |x|."""
+
+    name = 'percentile'
+
+    def _edge(self, hist: Tensor) -> float:
+        return _percentile_edge(hist, self.percentile)
+
+
+class MseCalibrator(Calibrator):
+    """The edge of the smallest int8 fake-quantization error."""
+
+    name = 'mse'
+
+    def _edge(self, hist: Tensor) -> float:
+        return _mse_edge(hist)
+
+
+class EntropyCalibrator(Calibrator):
+    """TensorRT's KL-divergence calibration."""
+
+    name = 'entropy'
+
+    def _edge(self, hist: Tensor) -> float:
+        return _entropy_edge(hist, self.levels)
+
+
+#: Calibrator name -> class; the one list of the valid names.
+CALIBRATORS: Dict[str, Type[Calibrator]] = {
+    cls.name: cls for cls in (MaxCalibrator, PercentileCalibrator,
+                              MseCalibrator, EntropyCalibrator)
+}
+
+
+def build_calibrator(calibrator: Union[str, Calibrator],
+                     **kwargs) -> Calibrator:
+    """The calibrator named ``calibrator`` (an instance is returned as is).
+
+    Args:
+        calibrator (str | Calibrator): A key of :data:`CALIBRATORS`.
+        **kwargs: ``percentile``, ``levels``.
+
+    Raises:
+        ValueError: Unknown name, or a bad option.
+    """
+    if isinstance(calibrator, Calibrator):
+        return calibrator
+    if calibrator not in CALIBRATORS:
+        raise ValueError(f'unknown calibrator {calibrator!r}; choose one of '
+                         f'{tuple(CALIBRATORS)}')
+    return CALIBRATORS[calibrator](**kwargs)
 
 
 def amax_from_histogram(hist: Tensor, width: float, method: str,
@@ -51,30 +155,17 @@ def amax_from_histogram(hist: Tensor, width: float, method: str,
     Args:
         hist (Tensor): Counts of bins ``[j * width, (j + 1) * width)``.
         width (float): Bin width.
-        method (str): One of ``CALIBRATORS``.
+        method (str): A key of ``CALIBRATORS``.
         top (float): The exact max |x| (no range exceeds it).
         percentile (float): For ``'percentile'``. Defaults to 99.99.
         levels (int): Positive int8 levels of ``'entropy'``.
             Defaults to 128.
 
     Returns:
-        float: ``amax`` (0 for an empty or all-zero histogram).
+        float: ``amax`` (``top`` for an empty or all-zero histogram).
     """
-    if method not in CALIBRATORS:
-        raise ValueError(f'unknown calibrator {method!r}; choose one of '
-                         f'{CALIBRATORS}')
-    hist = hist.double().cpu()
-    if method == 'max' or top <= 0 or width <= 0 or hist.sum() <= 0:
-        return top
-    used = int(torch.nonzero(hist).max()) + 1
-    hist = hist[:used]
-    if method == 'percentile':
-        value = _percentile_edge(hist, percentile) * width
-    elif method == 'mse':
-        value = _mse_edge(hist, width) * width
-    else:
-        value = _entropy_edge(hist, levels) * width
-    return min(value, top)
+    return build_calibrator(method, percentile=percentile,
+                            levels=levels).amax_from_counts(hist, width, top)
 
 
 def _percentile_edge(hist: Tensor, percentile: float) -> int:
@@ -91,7 +182,7 @@ def _candidates(first: int, last: int) -> range:
     return range(last, first - 1, -stride)  # always scores the full range
 
 
-def _mse_edge(hist: Tensor, width: float) -> int:
+def _mse_edge(hist: Tensor) -> int:
     """Edge (in bins) of the smallest fake-quantization error."""
     centers = (torch.arange(hist.numel(), dtype=torch.float64) + 0.5)
     edges = torch.tensor(list(_candidates(1, hist.numel())),

@@ -22,7 +22,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .child_calls import children_marked
-from .quant_layers import _QuantMixin
+from .quant_layers import QuantLayerMixin
 
 # qualified class names of the blocks known to call F.linear on the weight
 # of a child nn.Linear
@@ -42,7 +42,7 @@ class _FunctionalLinearMode(TorchFunctionMode):
     """Fake-quantizes ``F.linear`` calls on the weight of a quantized
     child, outside the children's own forward."""
 
-    def __init__(self, layers: Dict[int, _QuantMixin]) -> None:
+    def __init__(self, layers: Dict[int, QuantLayerMixin]) -> None:
         super().__init__()
         self.layers = layers
         self.depth = 0
@@ -62,8 +62,8 @@ class _FunctionalLinearMode(TorchFunctionMode):
         layer = self.layers.get(id(call.get('weight')))
         if layer is None:
             return func(*args, **kwargs)
-        return func(layer._quant_inputs(call['input']),
-                    layer._quant_weight(), call.get('bias'))
+        return func(layer.input_quantizer(call['input']),
+                    layer.quant_weight(), call.get('bias'))
 
 
 class FunctionalLinearMixin:
@@ -71,7 +71,7 @@ class FunctionalLinearMixin:
 
     def forward(self, *args, **kwargs):
         layers = {id(m.weight): m for m in self.children()
-                  if isinstance(m, _QuantMixin)}
+                  if isinstance(m, QuantLayerMixin)}
         mode = _FunctionalLinearMode(layers)
         with children_marked(self, mode), mode:
             return super().forward(*args, **kwargs)
@@ -97,7 +97,7 @@ def adapt_functional_blocks(model: nn.Module) -> Dict[str, nn.Module]:
     adapted = {}
     for name, module in model.named_modules():
         if not is_functional_linear_block(module) or not any(
-                isinstance(c, _QuantMixin) for c in module.children()):
+                isinstance(c, QuantLayerMixin) for c in module.children()):
             continue
         cls = type(module)
         if not isinstance(module, FunctionalLinearMixin):

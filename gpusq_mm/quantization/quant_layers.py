@@ -1,70 +1,151 @@
 """Fake-quantized Linear/Conv2d made by swapping the module's class in place.
 
 The swap keeps every ``nn.Parameter`` object (so the optimizer and DDP see
-the same parameters) and adds two persistent buffers, ``input_amax``
-(per-tensor) and ``weight_amax`` (per output channel), which are saved in the
-state dict. A layer is in one of three states: ``'off'`` (float),
-``'calib'`` (float, recording the running max of |input| and, for the
-histogram calibrators, a histogram of it) and ``'quant'``
-(input and weight fake-quantized).
+the same parameters) and adds two :class:`~.tensor_quantizer.TensorQuantizer`
+children: ``input_quantizer`` (one range per tensor) and
+``weight_quantizer`` (one range per output channel), whose ranges are saved
+in the state dict (``<layer>.input_quantizer.amax``,
+``<layer>.weight_quantizer.amax``). The layer's switches act on both:
+:meth:`QuantLayerMixin.enable_calibration` (record the input range),
+:meth:`~QuantLayerMixin.load_calib_amax` (set the input range, the weight
+range from the weights), :meth:`~QuantLayerMixin.enable_quant` and
+:meth:`~QuantLayerMixin.disable`.
+
+Checkpoints written before the quantizers were modules hold the ranges as
+``<layer>.input_amax`` / ``<layer>.weight_amax``; they load unchanged
+(:data:`LEGACY_RANGE_KEYS`, applied by every quantized module's state-dict
+loading).
 """
-from typing import Dict
+from typing import Dict, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .calibrators import record_range
-from .fake_quant import fake_quantize, per_channel_amax
+from .fake_quant import per_channel_amax
+from .tensor_quantizer import TensorQuantizer
+
+#: Old state-dict names of the ranges (before ``format`` 2) -> new ones.
+LEGACY_RANGE_KEYS = {
+    'input_amax': 'input_quantizer.amax',
+    'weight_amax': 'weight_quantizer.amax',
+    'in_proj_weight_amax': 'in_proj_weight_quantizer.amax',
+}
 
 
-class _QuantMixin:
-    """Shared state of the fake-quantized layers."""
+def upgrade_range_keys(state_dict: Mapping[str, Tensor],
+                       prefix: str = '') -> Dict[str, Tensor]:
+    """Rename the old range keys of the module at ``prefix`` (every module
+    if ``prefix`` is '') to the quantizer keys; other keys are kept.
+
+    Args:
+        state_dict (Mapping): A (sub)state dict.
+        prefix (str): The module's state-dict prefix ('' for all).
+
+    Returns:
+        dict: A new dict, in the same order.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        owner, _, leaf = key.rpartition('.')
+        owner = owner + '.' if owner else ''
+        if leaf in LEGACY_RANGE_KEYS and (not prefix or owner == prefix):
+            key = owner + LEGACY_RANGE_KEYS[leaf]
+        out[key] = value
+    return out
+
+
+class LegacyRangeKeysMixin:
+    """Loads state dicts that hold the old range keys (see
+    :data:`LEGACY_RANGE_KEYS`)."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        old = [k for k in state_dict if k.startswith(prefix)
+               and k[len(prefix):] in LEGACY_RANGE_KEYS]
+        for key in old:
+            new = prefix + LEGACY_RANGE_KEYS[key[len(prefix):]]
+            state_dict[new] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class QuantLayerMixin(LegacyRangeKeysMixin):
+    """A Linear/Conv2d with an input and a weight quantizer."""
+
+    input_quantizer: TensorQuantizer
+    weight_quantizer: TensorQuantizer
 
     def _init_quant(self, weight_bits: int = 8) -> None:
         device = self.weight.device
-        self.register_buffer('input_amax', torch.zeros((), device=device))
-        shape = (self.weight.shape[0], ) + (1, ) * (self.weight.dim() - 1)
-        self.register_buffer('weight_amax', torch.zeros(shape, device=device))
-        self.quant_state = 'off'
-        self.weight_bits = weight_bits
-        self.calib_hist = None
-        self.calib_calls = 0
+        self.input_quantizer = TensorQuantizer(8).to(device)
+        self.weight_quantizer = TensorQuantizer(
+            weight_bits, channels=self.weight.shape[0],
+            channel_dims=self.weight.dim()).to(device)
 
-    def _quant_inputs(self, x: Tensor) -> Tensor:
-        if self.quant_state == 'calib':
-            self.calib_calls += 1
-            record_range(self.input_amax, self.calib_hist, x)
-            return x
-        if self.quant_state == 'quant':
-            return fake_quantize(x, self.input_amax)
-        return x
+    @property
+    def weight_bits(self) -> int:
+        """Bit width of the weights."""
+        return self.weight_quantizer.num_bits
 
-    def _quant_weight(self) -> Tensor:
-        if self.quant_state != 'quant':
-            return self.weight
-        return fake_quantize(self.weight, self.weight_amax, self.weight_bits)
+    @property
+    def quant_state(self) -> str:
+        """The state of the input quantizer (the layer's state)."""
+        return self.input_quantizer.quant_state
+
+    def enable_calibration(self, bins: Optional[int] = None) -> None:
+        """Record the input range (see
+        :meth:`TensorQuantizer.enable_calibration`); weights stay float."""
+        self.input_quantizer.enable_calibration(bins)
+        self.weight_quantizer.disable()
 
     @torch.no_grad()
-    def update_weight_amax(self) -> None:
-        """Set the per-channel weight range from the current weights."""
-        self.weight_amax.copy_(per_channel_amax(self.weight))
+    def load_calib_amax(self, amax: Optional[Tensor] = None) -> None:
+        """Set the input range (None: the recorded max) and the weight
+        ranges from the current weights."""
+        self.input_quantizer.load_calib_amax(amax)
+        self.calibrate_weight()
+
+    @torch.no_grad()
+    def calibrate_weight(self) -> None:
+        """Set the per-channel weight ranges from the current weights."""
+        self.weight_quantizer.load_calib_amax(per_channel_amax(self.weight))
+
+    def enable_quant(self) -> bool:
+        """Fake-quantize input and weight if the input range is set (a
+        layer calibration never reached stays in float).
+
+        Returns:
+            bool: Whether the layer is quantized.
+        """
+        if self.input_quantizer.enable_quant():
+            self.weight_quantizer.enable_quant()
+            return True
+        self.weight_quantizer.disable()
+        return False
+
+    def disable(self) -> None:
+        """Run in float."""
+        self.input_quantizer.disable()
+        self.weight_quantizer.disable()
+
+    def quant_weight(self) -> Tensor:
+        """The weight as the layer uses it (fake-quantized when on)."""
+        return self.weight_quantizer(self.weight)
 
 
-class QuantLinear(_QuantMixin, nn.Linear):
+class QuantLinear(QuantLayerMixin, nn.Linear):
     """``nn.Linear`` with fake-quantized input and weight."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(self._quant_inputs(x), self._quant_weight(),
+        return F.linear(self.input_quantizer(x), self.quant_weight(),
                         self.bias)
 
 
-class QuantConv2d(_QuantMixin, nn.Conv2d):
+class QuantConv2d(QuantLayerMixin, nn.Conv2d):
     """``nn.Conv2d`` with fake-quantized input and weight."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(self._quant_inputs(x), self._quant_weight(),
-                                  self.bias)
+        return self._conv_forward(self.input_quantizer(x),
+                                  self.quant_weight(), self.bias)
 
 
 _SWAP = {nn.Linear: QuantLinear, nn.Conv2d: QuantConv2d}
@@ -86,7 +167,7 @@ def unsupported_reason(module: nn.Module) -> str:
     """Why ``module`` cannot be fake-quantized by a class swap ('' if it
     can)."""
     cls = type(module)
-    if cls in _SWAP or isinstance(module, _QuantMixin):
+    if cls in _SWAP or isinstance(module, QuantLayerMixin):
         return ''
     if f'{cls.__module__}.{cls.__qualname__}' in FORWARD_EQUIVALENT:
         return ''
@@ -115,7 +196,7 @@ def quantize_module(module: nn.Module, weight_bits: int = 8) -> nn.Module:
         nn.Module: The same object, now also a :class:`QuantLinear` or
         :class:`QuantConv2d` (``isinstance`` of its old class still holds).
     """
-    if isinstance(module, _QuantMixin):
+    if isinstance(module, QuantLayerMixin):
         return module
     reason = unsupported_reason(module)
     if reason:
@@ -125,7 +206,7 @@ def quantize_module(module: nn.Module, weight_bits: int = 8) -> nn.Module:
     return module
 
 
-def quant_layers(model: nn.Module) -> Dict[str, _QuantMixin]:
+def quant_layers(model: nn.Module) -> Dict[str, QuantLayerMixin]:
     """Return ``{name: layer}`` of the fake-quantized layers of ``model``."""
     return {n: m for n, m in model.named_modules()
-            if isinstance(m, _QuantMixin)}
+            if isinstance(m, QuantLayerMixin)}

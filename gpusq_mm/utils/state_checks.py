@@ -1,5 +1,6 @@
-"""Say clearly when a checkpoint's weights do not fit a model."""
-from typing import Mapping
+"""Say clearly when a checkpoint's weights or options do not fit a model
+or a run."""
+from typing import Any, Mapping
 
 from torch import nn
 
@@ -34,3 +35,29 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping,
         f'{missing[:3]}, {len(unexpected)} unexpected key(s) '
         f'{unexpected[:3]}, {len(shapes)} shape mismatch(es) {shapes[:3]}; '
         f'{cause} (check the model config and the checkpoint path)')
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint's GPUSQ entries do not fit this version or this run."""
+
+
+def check_resume(owner: str, option: str, saved: Any, configured: Any,
+                 hint: str = '') -> None:
+    """Refuse to resume a checkpoint whose ``option`` differs from the
+    config's, naming both values.
+
+    Args:
+        owner (str): Who resumes (e.g. ``'QATHook'``), the message prefix.
+        option (str): The option's name in the config.
+        saved: Its value in the checkpoint.
+        configured: Its value in the config.
+        hint (str): Appended to the message. Defaults to ''.
+
+    Raises:
+        CheckpointFormatError: ``saved != configured``.
+    """
+    if saved != configured:
+        raise CheckpointFormatError(
+            f'{owner}: the checkpoint was written with {option}={saved!r} '
+            f'but the config says {option}={configured!r}; set '
+            f'{option}={saved!r} to resume it{hint}')

@@ -32,10 +32,10 @@ def test_sparse_qat_under_amp_on_cuda(tmp_path, learnable):
     for layer in (model.fc1, model.fc2):
         assert layer.quant_state == 'quant'
         assert count_violations(layer.weight) == 0
-        effective = fake_quantize(layer.weight, layer.weight_amax)
+        effective = fake_quantize(layer.weight, layer.weight_quantizer.amax)
         assert count_violations(effective) == 0
-        assert torch.isfinite(layer.weight_amax).all()
-        assert 0 < float(layer.input_amax) < math.inf
+        assert torch.isfinite(layer.weight_quantizer.amax).all()
+        assert 0 < float(layer.input_quantizer.amax) < math.inf
     losses = full.message_hub.get_scalar('train/loss').data[0]
     assert all(math.isfinite(v) for v in losses)
     part = str(tmp_path / 'part')

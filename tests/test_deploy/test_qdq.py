@@ -78,7 +78,8 @@ def test_int8_weights_and_qdq_pairs(exported):
              for i in graph.graph.initializer}
     scale = inits['fc1.weight_scale']
     np.testing.assert_allclose(
-        scale, model.fc1.weight_amax.flatten().numpy() / 127, rtol=1e-6)
+        scale, model.fc1.weight_quantizer.amax.flatten().numpy() / 127,
+        rtol=1e-6)
 
 
 def test_ort_matches_fake_quant_model(exported):
@@ -177,17 +178,14 @@ def test_multihead_attention_split_keeps_24(tmp_path):
                                atol=1e-5)
 
 
-class TensorQuant(nn.Module):
-    """A stand-alone quantizer as attention-matmul quantizers look."""
-
-    def __init__(self, amax: float) -> None:
-        super().__init__()
-        self.register_buffer('amax', torch.tensor(amax))
-        self.quant_state = 'quant'
-
-    def forward(self, x):
-        from gpusq_mm.quantization import fake_quantize
-        return fake_quantize(x, self.amax)
+def _tensor_quantizer(amax: float) -> nn.Module:
+    """A calibrated stand-alone quantizer (as attention-matmul operands
+    have)."""
+    from gpusq_mm.quantization import TensorQuantizer
+    quantizer = TensorQuantizer()
+    quantizer.load_calib_amax(torch.tensor(amax))
+    assert quantizer.enable_quant()
+    return quantizer
 
 
 def test_tensor_quantizers_become_qdq(tmp_path):
@@ -196,7 +194,7 @@ def test_tensor_quantizers_become_qdq(tmp_path):
 
         def __init__(self) -> None:
             super().__init__()
-            self.qk_quantizer = TensorQuant(2.0)
+            self.qk_quantizer = _tensor_quantizer(2.0)
 
         def forward(self, q, ):
             return (torch.matmul(self.qk_quantizer(q), q.transpose(-1, -2)),

@@ -21,7 +21,7 @@ def _opts(epochs: int) -> list:
 
 
 def _amax(state_dict: dict) -> dict:
-    return {k: v for k, v in state_dict.items() if k.endswith('_amax')}
+    return {k: v for k, v in state_dict.items() if k.endswith('.amax')}
 
 
 @pytest.mark.slow
@@ -62,10 +62,10 @@ def test_gpusq_two_phases_and_resume(data_cwd, tmp_path):
     amax = _amax(sd)
     assert amax and all(k.startswith('architecture.') for k in amax)
     assert all(float(v.min()) > 0 for k, v in amax.items()
-               if k.endswith('weight_amax'))
+               if k.endswith('weight_quantizer.amax'))
     assert set(gpusq['quant']['layers']) == {
-        k[len('architecture.'):-len('.input_amax')]
-        for k in amax if k.endswith('.input_amax')}
+        k[len('architecture.'):-len('.input_quantizer.amax')]
+        for k in amax if k.endswith('.input_quantizer.amax')}
 
     # resume inside phase Q: masks and quantizer ranges carry over exactly
     run_tool('train.py', [CONFIG, '--work-dir', work, '--resume',

@@ -45,10 +45,10 @@ def test_qat_on_model(case, data_cwd, tmp_path, monkeypatch):
     assert ffn_layer in layers
     for name, layer in layers.items():
         assert layer.quant_state == 'quant', name
-        assert math.isfinite(float(layer.input_amax)) and \
-            float(layer.input_amax) > 0, name
-        assert torch.isfinite(layer.weight_amax).all() and \
-            (layer.weight_amax > 0).all(), name
+        assert math.isfinite(float(layer.input_quantizer.amax)) and \
+            float(layer.input_quantizer.amax) > 0, name
+        assert torch.isfinite(layer.weight_quantizer.amax).all() and \
+            (layer.weight_quantizer.amax > 0).all(), name
     attn_layers = quant_attention_layers(runner.model)
     assert attention in attn_layers
     for name, module in attn_layers.items():
@@ -62,8 +62,9 @@ def test_qat_on_model(case, data_cwd, tmp_path, monkeypatch):
         'Sparse24Hook')].masks
     for name in sparse:
         module = runner.model.get_submodule(name.rpartition('.')[0])
-        if name.endswith('.weight') and hasattr(module, 'weight_amax'):
-            effective = fake_quantize(module.weight, module.weight_amax)
+        if name.endswith('.weight') and hasattr(module, 'weight_quantizer'):
+            effective = fake_quantize(module.weight,
+                                      module.weight_quantizer.amax)
             assert count_violations(effective) == 0, name
 
     with open(osp.join(work, 'last_checkpoint')) as f:

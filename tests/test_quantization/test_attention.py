@@ -131,10 +131,12 @@ def test_tensor_quantizer_states():
     quantizer = TensorQuantizer()
     x = torch.linspace(-2, 2, 101)
     assert torch.equal(quantizer(x), x)  # off
-    quantizer.quant_state = 'calib'
-    quantizer(x)
-    assert float(quantizer.amax) == 2.0
-    quantizer.quant_state = 'quant'
+    quantizer.enable_calibration()
+    assert torch.equal(quantizer(x), x)  # calibration observes only
+    assert float(quantizer.amax) == 2.0 and quantizer.calib_calls == 1
+    quantizer.load_calib_amax()
+    assert quantizer.quant_state == 'off'
+    assert quantizer.enable_quant()
     out = quantizer(x)
     assert torch.allclose(out / (2.0 / 127), (out / (2.0 / 127)).round(),
                           atol=1e-4)

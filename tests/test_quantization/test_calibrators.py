@@ -203,3 +203,22 @@ def test_training_only_module_is_reported_as_such():
     insert_quantizers(model, select_quant_layers(model))
     calibrate(model, lambda m: m.backbone(torch.randn(4, 16)))
     assert uncalibrated(model) == {'auxiliary_head': TRAINING_ONLY}
+
+
+def test_calibrator_table_checks_names_and_options_once():
+    from gpusq_mm.quantization.calibrators import (CALIBRATORS, Calibrator,
+                                                   build_calibrator)
+    assert tuple(CALIBRATORS) == ('max', 'percentile', 'mse', 'entropy')
+    for name, cls in CALIBRATORS.items():
+        calibrator = build_calibrator(name)
+        assert type(calibrator) is cls and calibrator.name == name
+        assert calibrator.uses_histogram == (name != 'max')
+    given = build_calibrator('percentile', percentile=99.0)
+    assert build_calibrator(given) is given  # an instance passes through
+    assert given.percentile == 99.0
+    with pytest.raises(ValueError, match="unknown calibrator 'kl'; choose "
+                       "one of \\('max', 'percentile', 'mse', 'entropy'\\)"):
+        build_calibrator('kl')
+    with pytest.raises(ValueError, match='percentile must be in'):
+        build_calibrator('percentile', percentile=0)
+    assert isinstance(given, Calibrator)

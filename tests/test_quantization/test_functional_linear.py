@@ -51,17 +51,18 @@ def test_adapted_block_quantizes_input_and_weight(monkeypatch):
     block = model[0]
     assert uncalibrated(model) == {}
     assert block.qkv.quant_state == 'quant'
-    assert float(block.qkv.input_amax) == float(x.abs().max())
+    assert float(block.qkv.input_quantizer.amax) == float(x.abs().max())
     bias = torch.cat([block.q_bias, torch.zeros(64)])
-    hidden = F.linear(fake_quantize(x, block.qkv.input_amax),
-                      fake_quantize(block.qkv.weight, block.qkv.weight_amax),
+    hidden = F.linear(fake_quantize(x, block.qkv.input_quantizer.amax),
+                      fake_quantize(block.qkv.weight,
+                                    block.qkv.weight_quantizer.amax),
                       bias)
-    expected = F.linear(fake_quantize(hidden, block.proj.input_amax),
+    expected = F.linear(fake_quantize(hidden, block.proj.input_quantizer.amax),
                         fake_quantize(block.proj.weight,
-                                      block.proj.weight_amax),
+                                      block.proj.weight_quantizer.amax),
                         block.proj.bias)
     assert torch.equal(model(x), expected)
     # the qkv output is recorded once, by proj
-    assert float(block.proj.input_amax) == float(
+    assert float(block.proj.input_quantizer.amax) == float(
         F.linear(x, block.qkv.weight, bias).detach().abs().max())
     assert keys <= set(model.state_dict())  # same keys, plus the ranges

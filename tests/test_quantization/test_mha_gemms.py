@@ -5,12 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from gpusq_mm.quantization import (calibrate, enable_quant, fake_quantize,
-                                   insert_attention_quantizers,
+from gpusq_mm.quantization import (calibrate, disable_quant, enable_quant,
+                                   fake_quantize, insert_attention_quantizers,
                                    insert_quantizers, make_scales_learnable,
                                    per_channel_amax, quant_gemms,
-                                   range_holders, select_attention,
-                                   select_quant_layers)
+                                   select_attention, select_quant_layers)
 
 
 class Cross(nn.Module):
@@ -57,16 +56,15 @@ def test_projections_quantized_and_calibrated(batch_first):
     # each projection's input range is its own tensor's max |x|
     for op, t in zip('qkv', x):
         assert amax[op] == pytest.approx(float(t.abs().max()))
-    assert float(attn.out_proj.input_amax) > 0
-    assert torch.equal(attn.in_proj_weight_amax,
+    assert float(attn.out_proj.input_quantizer.amax) > 0
+    assert torch.equal(attn.in_proj_weight_quantizer.amax,
                        per_channel_amax(attn.in_proj_weight))
     assert set(quant_gemms(model)) == {'attn', 'attn.out_proj'}
     with torch.no_grad():
         got = model(*x)
         expected = _by_hand(attn, *x)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    for holder in range_holders(model).values():
-        holder.quant_state = 'off'
+    disable_quant(model)
     with torch.no_grad():
         assert float((got - model(*x)).abs().max()) > 1e-4  # quantized
 
@@ -74,7 +72,7 @@ def test_projections_quantized_and_calibrated(batch_first):
 def _by_hand(attn: nn.MultiheadAttention, q, k, v) -> torch.Tensor:
     """Batch-first attention with every GEMM operand fake-quantized."""
     F = nn.functional
-    ranges = attn.in_proj_weight_amax.chunk(3)
+    ranges = attn.in_proj_weight_quantizer.amax.chunk(3)
     proj = [F.linear(fake_quantize(t, attn.in_proj_quantizers[op].amax),
                      fake_quantize(w, r), b)
             for t, op, w, r, b in zip((q, k, v), 'qkv',
@@ -85,16 +83,15 @@ def _by_hand(attn: nn.MultiheadAttention, q, k, v) -> torch.Tensor:
     probs = ((qh * 8**-0.5) @ kh.transpose(-2, -1)).softmax(-1)
     out = (probs @ vh).transpose(1, 2).reshape(q.shape[0], q.shape[1], 16)
     o = attn.out_proj
-    return F.linear(fake_quantize(out, o.input_amax),
-                    fake_quantize(o.weight, o.weight_amax), o.bias)
+    return F.linear(fake_quantize(out, o.input_quantizer.amax),
+                    fake_quantize(o.weight, o.weight_quantizer.amax), o.bias)
 
 
 def test_off_equals_stock_forward():
     model, _, x = _quantized()
     with torch.no_grad():
         on = model(*x)
-        for holder in range_holders(model).values():
-            holder.quant_state = 'off'
+        disable_quant(model)
         off = model(*x)
         stock = nn.MultiheadAttention(16, 2, batch_first=True).eval()
         stock.load_state_dict({k: v for k, v in
@@ -134,10 +131,10 @@ def test_with_attention_matmul_quantizers_and_resume():
 def test_learnable_ranges_include_in_proj_weight():
     model, _, x = _quantized()
     params = make_scales_learnable(model)
-    assert any(p is model.attn.in_proj_weight_amax for p in params)
+    assert any(p is model.attn.in_proj_weight_quantizer.amax for p in params)
     model.train()
     model(*x).pow(2).sum().backward()
-    assert model.attn.in_proj_weight_amax.grad.abs().sum() > 0
+    assert model.attn.in_proj_weight_quantizer.amax.grad.abs().sum() > 0
     assert model.attn.in_proj_quantizers['k'].amax.grad is not None
 
 
@@ -149,3 +146,23 @@ def test_unsupported_variants_stay_float():
     assert 'kdim/vdim' in decisions['kv']
     assert 'add_bias_kv' in decisions['bias']
     assert 'bypassed' in decisions['kv.out_proj']
+
+
+def test_format_1_in_proj_range_key_loads():
+    """Format 1 saved the input-projection weight ranges as
+    ``in_proj_weight_amax``; they load into the weight quantizer."""
+    model, _, x = _quantized()
+    old = {k.replace('in_proj_weight_quantizer.amax', 'in_proj_weight_amax')
+           .replace('input_quantizer.amax', 'input_amax')
+           .replace('weight_quantizer.amax', 'weight_amax'): v
+           for k, v in model.state_dict().items()}
+    assert 'attn.in_proj_weight_amax' in old
+    torch.manual_seed(1)
+    fresh = Cross().eval()
+    insert_quantizers(fresh, select_quant_layers(fresh))
+    fresh.load_state_dict(old)  # strict
+    enable_quant(fresh)
+    assert torch.equal(fresh.attn.in_proj_weight_quantizer.amax,
+                       model.attn.in_proj_weight_quantizer.amax)
+    with torch.no_grad():
+        assert torch.equal(fresh(*x), model(*x))

@@ -55,4 +55,5 @@ def masks_and_amax(ckpt: dict) -> Dict[str, Dict[str, torch.Tensor]]:
     return dict(
         masks=dict(ckpt.get('gpusq_sparse24', {}).get('masks', {})),
         amax={k: v for k, v in ckpt['state_dict'].items()
-              if k.endswith(('input_amax', 'weight_amax'))})
+              if k.endswith(('input_quantizer.amax',
+                             'weight_quantizer.amax'))})

@@ -80,7 +80,7 @@ def student_state(runner) -> dict:
                  if type(h).__name__ == 'Sparse24Hook'), None)
     masks = dict(hook.masks) if hook is not None else {}
     amax = {k: v for k, v in get_student(runner.model).state_dict().items()
-            if k.endswith(('input_amax', 'weight_amax'))}
+            if k.endswith(('input_quantizer.amax', 'weight_quantizer.amax'))}
     return dict(masks=masks, amax=amax)
 
 

@@ -69,7 +69,7 @@ def test_dist_masks_scales_and_calibration_reduce(data_cwd, tmp_path):
     amax = final['state_dict']
     differing = 0
     for name in local[0]:
-        got = float(amax[f'architecture.{name}.input_amax'])
+        got = float(amax[f'architecture.{name}.input_quantizer.amax'])
         assert got == max(local[0][name], local[1][name]), name
         differing += local[0][name] != local[1][name]
     # the ranks calibrated on different images: many layers had a rank

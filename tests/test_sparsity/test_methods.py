@@ -96,7 +96,7 @@ def test_sparsifier_methods_and_state(tmp_path):
     assert other.frozen and other.masks.keys() == sp.masks.keys()
     with pytest.raises(ValueError, match='another model'):
         other.load_state_dict(sp.state_dict(), nn.Linear(64, 64))
-    with pytest.raises(ValueError, match='same method'):
+    with pytest.raises(ValueError, match="set method='gradual' to resume"):
         Sparsifier('magnitude').load_state_dict(sp.state_dict(), model)
     with pytest.raises(ValueError, match='unknown 2:4 method'):
         Sparsifier('random')
@@ -120,3 +120,33 @@ def test_srste_forward_uses_sparse_weight_and_trains_dense():
     sp.harden([model])
     sp.detach()
     assert count_violations(model[0].weight) == 0
+
+
+def test_methods_table_builds_each_strategy_with_its_options():
+    from gpusq_mm.sparsity.methods import (METHODS, GradualMethod,
+                                           SparsityMethod, build_method)
+    assert tuple(METHODS) == ('magnitude', 'permutation', 'srste',
+                              'gradual')
+    options = dict(recompute_interval=None, ramp_iters=20, srste_decay=0.1,
+                   permutation_iters=3)
+    for name, cls in METHODS.items():
+        method = build_method(name, **options)  # the others are ignored
+        assert type(method) is cls and isinstance(method, SparsityMethod)
+        assert method.name == name
+    assert build_method('srste', **options).recompute_interval == 100
+    assert build_method('srste', **options).srste_decay == 0.1
+    assert build_method('permutation', **options).permutation_iters == 3
+    gradual = build_method('gradual', **options)
+    assert isinstance(gradual, GradualMethod) and gradual.ramps
+    assert gradual.recompute_interval == 2
+    assert [gradual.due(s) for s in (1, 2, 3, 20, 21)] == [
+        False, True, False, True, True]
+    assert gradual.fraction(0) == 0 and gradual.final(20)
+    assert not gradual.final(19)
+    magnitude = build_method('magnitude', **options)
+    assert not magnitude.due(100) and magnitude.final(0) is False
+    assert magnitude.zeroes_weights() and \
+        not build_method('srste').zeroes_weights()
+    with pytest.raises(ValueError, match="unknown 2:4 method 'l1'; choose "
+                       "one of \\('magnitude'"):
+        build_method('l1')

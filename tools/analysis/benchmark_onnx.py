@@ -13,6 +13,10 @@ zero-initialised ViT/DeiT heads) are re-initialised so that the outputs
 compared are not zeros, and it gets one-shot 2:4 masks and max calibration
 on random inputs (enough for speed, not for accuracy).
 
+Our INT8 graph is written by the steps of ``tools/deploy.py``
+(:class:`gpusq_mm.deploy.pipeline.DeployPipeline`: load, Q/DQ folding,
+export, 2:4 and Q/DQ verification, ORT lowering) with ``--deploy-cfg``
+(default: the classification onnxruntime INT8 config, batch made static).
 Graphs (see :mod:`gpusq_mm.deploy.cpu_benchmark` for the labels): the FP32
 export and our INT8 Q/DQ export on both runtimes (OpenVINO through the IR
 the ``openvino`` deploy backend writes, FP32 weights, FP32 inference
@@ -35,26 +39,19 @@ import torch
 from mmengine.config import Config
 
 import gpusq_mm  # noqa: F401
+from gpusq_mm.deploy.codebases import build_exporter
 from gpusq_mm.deploy.cpu_benchmark import run_benchmark, table
 from gpusq_mm.deploy.exporter import SPIN_MODES, export_onnx
-from gpusq_mm.deploy.loader import build_task_model, load_deploy_model
-from gpusq_mm.deploy.onnxruntime.lowering import (lower_file, lowering_counts,
-                                                  max_rel_diff)
+from gpusq_mm.deploy.loader import LoadedModel, build_task_model
+from gpusq_mm.deploy.onnxruntime.lowering import max_rel_diff
 from gpusq_mm.deploy.onnxruntime.peers import (PEER_SETTINGS, quantize_peers,
                                                random_calib)
-from gpusq_mm.deploy.qdq import build_deploy_model
+from gpusq_mm.deploy.pipeline import DeployPipeline
 from gpusq_mm.oneshot import quick_gpusq, reinit_zero_layers
+from gpusq_mm.quantization import disable_quant
+from gpusq_mm.resources import resolve_config
 
-
-class _Tensor(torch.nn.Module):
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        out = self.model(x, mode='tensor')
-        return (out[-1] if isinstance(out, (tuple, list)) else out, )
+DEPLOY_CFG = 'configs/deploy/classification/classification_onnxruntime_int8.py'
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,6 +61,10 @@ def parse_args() -> argparse.Namespace:
                         help='GPUSQ checkpoint (default: random init + '
                         'one-shot 2:4 and calibration)')
     parser.add_argument('--scope', default='mmpretrain')
+    parser.add_argument('--deploy-cfg', default=DEPLOY_CFG,
+                        help='onnxruntime deploy config whose steps write '
+                        'our INT8 graph (dynamic axes are dropped: every '
+                        'graph is timed at the traced batch)')
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224],
                         metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
@@ -103,38 +104,52 @@ def load_config(path: str) -> Config:
         os.unlink(f.name)
 
 
-def build_models(args, x: torch.Tensor):
-    """The FP32 model (2:4 weights, no quantization), the deploy one, its
-    :class:`DeployInfo` and the re-initialised all-zero layers."""
+def build_pipeline(args, x: torch.Tensor) -> DeployPipeline:
+    """Run the deploy steps that write our INT8 graphs, on batch ``x``:
+    load the checkpoint (or build the model and give it one-shot 2:4 masks
+    and ranges), fold it into Q/DQ modules, export ``gpusq_int8.onnx``,
+    verify its 2:4 weights and Q/DQ pairs, lower it for ONNX Runtime."""
     cfg = load_config(args.model_cfg)
-    reinit: list = []
+    deploy_cfg = Config.fromfile(resolve_config(args.deploy_cfg))
+    if deploy_cfg.backend_config.type != 'onnxruntime':
+        raise ValueError(f'--deploy-cfg must be an onnxruntime deploy '
+                         f'config, got {deploy_cfg.backend_config.type!r}')
+    # static shapes: every graph is timed at the traced batch
+    deploy_cfg.onnx_config.update(dynamic_axes=None,
+                                  save_file='gpusq_int8.onnx')
+    pipe = DeployPipeline(deploy_cfg, cfg, args.checkpoint or '', None,
+                          args.work_dir)
+    pipe.inputs = x
+    pipe.reinit = []
     if args.checkpoint:
-        loaded = load_deploy_model(cfg, args.checkpoint, args.scope)
-        model, sparse = loaded.model, loaded.sparse_params
-        masks = loaded.masks
+        pipe.load_checkpoint()
     else:
         torch.manual_seed(0)
         model = build_task_model(cfg, args.scope, init_weights=True)
-        reinit = reinit_zero_layers(model)
+        pipe.reinit = reinit_zero_layers(model)
         calib = [torch.randn_like(x) for _ in range(args.calib_batches)]
         sparse, masks = quick_gpusq(model, calib)
-    deploy, info = build_deploy_model(model, sparse, masks)
-    from gpusq_mm.quantization import range_holders
-    for holder in range_holders(model).values():
-        holder.quant_state = 'off'  # the FP32 reference: same weights
-    return model, deploy, info, reinit
+        pipe.exporter = build_exporter(cfg, deploy_cfg)
+        pipe.loaded = LoadedModel(model=model.eval(), gpusq={},
+                                  sparse_params=sparse, masks=masks)
+    for step in (pipe.build_deploy_model, pipe.export_onnx,
+                 pipe.verify_onnx, pipe.lower_for_ort):
+        step()
+    return pipe
 
 
-def export_graphs(args, model, deploy, x: torch.Tensor) -> tuple:
-    """Write the FP32 and INT8 ONNX files, the ORT lowering, the OpenVINO
-    IRs and ONNX Runtime's peers; returns ``({label: (runtime, path)}``,
-    lowering facts)."""
+def export_graphs(args, pipe: DeployPipeline, x: torch.Tensor) -> dict:
+    """Beside the pipeline's graphs, write the FP32 export (the same
+    weights, quantizers off), the OpenVINO IRs and ONNX Runtime's peers;
+    returns ``{label: (runtime, path)}``."""
     from gpusq_mm.deploy.openvino import convert_to_ir
     path = {k: osp.join(args.work_dir, f'{k}.onnx')
             for k in ('fp32', 'gpusq_int8', 'gpusq_int8_lowered')}
-    export_onnx(_Tensor(model), x, path['fp32'], ['output'])
-    export_onnx(_Tensor(deploy), x, path['gpusq_int8'], ['output'])
-    lowering = lower_file(path['gpusq_int8'], path['gpusq_int8_lowered'])
+    os.replace(pipe.ort_path, path['gpusq_int8_lowered'])
+    model = pipe.loaded.model
+    disable_quant(model)
+    export_onnx(pipe.exporter.export_module(model), x, path['fp32'],
+                pipe.exporter.output_names)
     graphs = {f'ort_{k}': ('ort', p) for k, p in path.items()}
     for k in ('fp32', 'gpusq_int8'):  # as the openvino deploy writes them
         xml = osp.join(args.work_dir, f'{k}.xml')
@@ -145,7 +160,7 @@ def export_graphs(args, model, deploy, x: torch.Tensor) -> tuple:
                                    args.peers).items():
         graphs[label] = ('ort', p)
         graphs['ov' + label[3:]] = ('ov', p)
-    return graphs, lowering
+    return graphs
 
 
 def main() -> None:
@@ -154,20 +169,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = torch.randn(args.batch, 3, *args.shape,
                     generator=torch.Generator().manual_seed(0))
-    model, deploy, info, reinit = build_models(args, x)
-    graphs, lowering = export_graphs(args, model, deploy, x)
+    pipe = build_pipeline(args, x)
+    graphs = export_graphs(args, pipe, x)
     run = run_benchmark(graphs, x.numpy(), args.threads, args.warmup,
                         args.repeats, spin=args.spin)
     outputs = run.pop('outputs')
-    lowering = dict(lowering_counts(lowering), max_rel_diff=max_rel_diff(
-        outputs['ort_gpusq_int8'][0], outputs['ort_gpusq_int8_lowered'][0]))
+    lowering = {k: v for k, v in pipe.report['ort_lowering'].items()
+                if k != 'onnx'}
+    lowering['max_rel_diff'] = max_rel_diff(
+        outputs['ort_gpusq_int8'][0], outputs['ort_gpusq_int8_lowered'][0])
+    info = pipe.info
     result = dict(
         model_cfg=args.model_cfg, checkpoint=args.checkpoint,
         input_shape=list(x.shape), threads=args.threads,
         spin=args.spin, warmup=args.warmup, repeats=args.repeats,
         machine=_machine(), versions=_versions(),
         quantized_layers=len(info.quantized), sparse_layers=len(info.sparse),
-        reinitialised_zero_layers=reinit,
+        reinitialised_zero_layers=pipe.reinit,
         graphs={k: osp.basename(p) for k, (_, p) in graphs.items()},
         ort_lowering=lowering, **run)
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:

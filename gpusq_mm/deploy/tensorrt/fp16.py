@@ -68,33 +68,30 @@ def convert_to_fp16(model):
 
 def _cast_io(graph, helper, TensorProto) -> None:
     """Keep FP32 graph inputs/outputs with Casts to/from FP16."""
-    new_nodes = []
-    for inp in graph.input:
-        if inp.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
-        half = f'{inp.name}_fp16'
-        for node in graph.node:
-            for i, name in enumerate(node.input):
-                if name == inp.name:
-                    node.input[i] = half
-        new_nodes.append(helper.make_node('Cast', [inp.name], [half],
-                                          to=TensorProto.FLOAT16,
-                                          name=f'{inp.name}_to_fp16'))
-    tail = []
-    for out in graph.output:
-        if out.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
-        half = f'{out.name}_fp16'
-        for node in graph.node:
-            for i, name in enumerate(node.output):
-                if name == out.name:
-                    node.output[i] = half
-            for i, name in enumerate(node.input):
-                if name == out.name:
-                    node.input[i] = half
-        tail.append(helper.make_node('Cast', [half], [out.name],
-                                     to=TensorProto.FLOAT,
-                                     name=f'{out.name}_to_fp32'))
+    new_nodes = [_cast(graph, helper, TensorProto, inp.name, True)
+                 for inp in graph.input
+                 if inp.type.tensor_type.elem_type == TensorProto.FLOAT]
+    tail = [_cast(graph, helper, TensorProto, out.name, False)
+            for out in graph.output
+            if out.type.tensor_type.elem_type == TensorProto.FLOAT]
     nodes = new_nodes + list(graph.node) + tail
     del graph.node[:]
     graph.node.extend(nodes)
+
+
+def _cast(graph, helper, TensorProto, name: str, is_input: bool):
+    """Rename the graph's uses of the FP32 input/output ``name`` to an FP16
+    tensor and return the Cast between the two."""
+    half = f'{name}_fp16'
+    for node in graph.node:
+        fields = (node.input, ) if is_input else (node.output, node.input)
+        for field in fields:
+            for i, used in enumerate(field):
+                if used == name:
+                    field[i] = half
+    if is_input:
+        return helper.make_node('Cast', [name], [half],
+                                to=TensorProto.FLOAT16,
+                                name=f'{name}_to_fp16')
+    return helper.make_node('Cast', [half], [name], to=TensorProto.FLOAT,
+                            name=f'{name}_to_fp32')

@@ -10,13 +10,13 @@ from torch import nn
 from gpusq_mm.checkpoint_format import (QAT_KEY, check_resume,
                                         restore_quant_structure,
                                         update_distill_meta, update_gpusq_meta)
-from gpusq_mm.engine.calib_data import (calibration_batches,
+from gpusq_mm.engine.calib_data import (calibration_loop,
                                         check_calibration_size,
                                         default_calib_samples, describe,
                                         loader_batch_size, plan_calibration)
 from gpusq_mm.engine.qat_report import plan_table, summary_table
 from gpusq_mm.engine.scale_params import add_scale_group, sync_scale_grads
-from gpusq_mm.quantization import (CALIBRATORS, calibrate, enable_quant,
+from gpusq_mm.quantization import (build_calibrator, calibrate, enable_quant,
                                    insert_attention_quantizers,
                                    insert_quantizers, make_scales_learnable,
                                    quant_attention_layers, quant_gemms,
@@ -46,7 +46,8 @@ class QATHook(Hook):
     gradients. Quantizers that calibration never reached (a forward
     bypassed by a functional call, a training-only head) stay in float and
     are listed with the reason in the log and in ``meta['gpusq']['quant']
-    ['float']``. The ranges are buffers of the layers, saved in the state dict;
+    ['float']``. The ranges are buffers of the quantizers
+    (:class:`~gpusq_mm.quantization.TensorQuantizer`), saved in the state dict;
     on ``--resume`` the layers are re-created in ``after_load_checkpoint``
     (before the state dict loads) so the saved ranges are restored exactly
     and calibration is not repeated.
@@ -114,12 +115,11 @@ class QATHook(Hook):
                  quant_attention: Union[bool, dict] = False,
                  learnable_scales: bool = False,
                  scale_lr: Optional[float] = None) -> None:
-        if calibrator not in CALIBRATORS:
-            raise ValueError(f'QATHook: unknown calibrator {calibrator!r}; '
-                             f'choose one of {CALIBRATORS}')
-        if not 0 < percentile <= 100:
-            raise ValueError(f'QATHook: percentile must be in (0, 100], got '
-                             f'{percentile!r}')
+        try:
+            self._calibrator = build_calibrator(calibrator,
+                                                percentile=percentile)
+        except ValueError as err:
+            raise ValueError(f'QATHook: {err}') from None
         if weight_bits not in (4, 8):
             raise ValueError(f'QATHook: weight_bits must be 8 or 4, got '
                              f'{weight_bits!r}')
@@ -224,9 +224,8 @@ class QATHook(Hook):
         calib = plan_calibration(runner, self._num_samples(runner, student),
                                  runner.seed or 0)
         with isolated_rng(runner.seed or 0):
-            amax = calibrate(student, self._forward_loop(runner, model, calib),
-                             self.calibrator, reduce_fn=_all_reduce_max,
-                             percentile=self.percentile,
+            amax = calibrate(student, calibration_loop(runner, model, calib),
+                             self._calibrator, reduce_fn=_all_reduce_max,
                              sum_fn=_all_reduce_sum)
         self.started = True
         if self.learnable_scales:
@@ -264,25 +263,6 @@ class QATHook(Hook):
             return self.calib_batches * loader_batch_size(
                 runner.train_dataloader)
         return default_calib_samples(student)
-
-    def _forward_loop(self, runner, model: nn.Module, calib):
-        loader = runner.train_dataloader
-        preprocessor = model.data_preprocessor
-
-        def loop(student: nn.Module) -> None:
-            was_training = student.training
-            student.eval()
-            try:
-                for batch in calibration_batches(
-                        calib, loader.dataset, loader.collate_fn,
-                        loader_batch_size(loader)):
-                    # test-mode preprocessing: no batch augmentation
-                    data = preprocessor(batch, False)
-                    student(**data, mode='tensor')
-            finally:
-                student.train(was_training)
-
-        return loop
 
     def _train_scales(self, runner, params) -> None:
         group = add_scale_group(runner, params, self.scale_lr)

@@ -7,12 +7,12 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
-from gpusq_mm.checkpoint_format import (SPARSE_KEY, update_distill_meta,
-                                        update_gpusq_meta)
+from gpusq_mm.checkpoint_format import (SPARSE_KEY, CheckpointFormatError,
+                                        update_distill_meta, update_gpusq_meta)
 from gpusq_mm.engine.checks import check_masked_weights_zero
 from gpusq_mm.registry import register_hook
 from gpusq_mm.sparsity import LayerDecision, find_layers
-from gpusq_mm.sparsity.sparsifier import METHODS, Sparsifier
+from gpusq_mm.sparsity.sparsifier import Sparsifier
 from gpusq_mm.utils import get_student, student_prefix
 from gpusq_mm.utils.scope import check_scope, resolve_scope
 
@@ -36,7 +36,7 @@ class Sparse24Hook(Hook):
     reset when masks are computed, ``permutation`` permutes the optimizer
     state with the weights; ``srste`` keeps dense gradients and adds its
     decay in an optimizer step pre-hook (see
-    :class:`gpusq_mm.sparsity.sparsifier.Sparsifier`).
+    :mod:`gpusq_mm.sparsity.methods`).
 
     Note:
         The priority is ``'ABOVE_NORMAL'`` so that masks are re-applied in
@@ -93,9 +93,6 @@ class Sparse24Hook(Hook):
                  srste_decay: float = 2e-4,
                  permutation_iters: int = 100,
                  log_table: bool = True) -> None:
-        if method not in METHODS:
-            raise ValueError(f'Sparse24Hook: unknown method {method!r}; '
-                             f'choose one of {METHODS}')
         for name, value in (('recompute_interval', recompute_interval),
                             ('ramp_iters', ramp_iters)):
             if value is not None and (not isinstance(value, int)
@@ -106,8 +103,12 @@ class Sparse24Hook(Hook):
         self.start = PhaseStart('Sparse24Hook', start_iter, start_epoch)
         self.scope = scope
         self.prune_patch_embed = prune_patch_embed
-        self.sparsifier = Sparsifier(method, recompute_interval, ramp_iters,
-                                     srste_decay, permutation_iters)
+        try:
+            self.sparsifier = Sparsifier(method, recompute_interval,
+                                         ramp_iters, srste_decay,
+                                         permutation_iters)
+        except ValueError as err:
+            raise ValueError(f'Sparse24Hook: {err}') from None
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
         self.min_channels = min_channels
@@ -166,9 +167,9 @@ class Sparse24Hook(Hook):
         state = self.sparsifier.state_dict()
         state['started_at'] = self.started_at
         student = get_student(runner.model)
-        if self.sparsifier.method == 'srste':
+        if self.sparsifier.strategy.keeps_dense_weights:
             # the checkpoint's weights are the sparse ones; the dense ones
-            # SR-STE keeps training are stored beside them for resuming
+            # the method (SR-STE) keeps training are stored beside them
             prefix = student_prefix(runner.model)
             params = dict(student.named_parameters())
             state['dense'] = {n: params[n].detach().cpu()
@@ -181,8 +182,7 @@ class Sparse24Hook(Hook):
             checkpoint, 'sparsity',
             dict(pattern='2:4', method=self.sparsifier.method,
                  scope=self.scope,
-                 complete=self.sparsifier.method != 'gradual'
-                 or self.sparsifier.frozen,
+                 complete=self.sparsifier.complete,
                  layers=sorted(self.masks)), phase='S')
         update_distill_meta(checkpoint, runner.model)
 
@@ -191,10 +191,13 @@ class Sparse24Hook(Hook):
         if state is None:
             return
         try:
-            self.sparsifier.load_state_dict(state, get_student(runner.model))
+            self.sparsifier.load_state_dict(state, get_student(runner.model),
+                                            owner='Sparse24Hook')
             check_masked_weights_zero(checkpoint.get('state_dict', {}),
                                       state['masks'],
                                       student_prefix(runner.model))
+        except CheckpointFormatError:
+            raise  # names the hook already
         except ValueError as e:
             raise ValueError(f'Sparse24Hook: {e}') from None
         self.started_at = int(state['started_at'])
@@ -203,15 +206,11 @@ class Sparse24Hook(Hook):
     # ----------------------------------------------------------- helpers
     def _begin(self, runner) -> None:
         student = get_student(runner.model)
-        if self.sparsifier.method == 'permutation':
-            # averaged copies (EMAHook) are permuted alike
-            gains = self.sparsifier.permute(self._targets(runner),
-                                            self.decisions,
-                                            _optimizers(runner))
-            print_log(f'Sparse24Hook: permuted {len(gains)} feed-forward '
-                      'blocks; kept magnitude +'
-                      f'{sum(gains.values()) / max(len(gains), 1):.4f} on '
-                      'average', logger='current')
+        # e.g. permutation; averaged copies (EMAHook) are changed alike
+        note = self.sparsifier.prepare(self._targets(runner), self.decisions,
+                                       _optimizers(runner))
+        if note:
+            print_log(f'Sparse24Hook: {note}', logger='current')
         self.started_at = runner.iter
         self._compute(runner, 0)
         self.sparsifier.attach(student, _optimizers(runner))

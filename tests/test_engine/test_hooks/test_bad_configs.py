@@ -17,7 +17,7 @@ HOOK_CASES = {
     'qat hook key misspelled': (dict(type='QATHook', calibrater='max'),
                                 TypeError, ['calibrater']),
     'unknown 2:4 method': (dict(type='Sparse24Hook', method='magnitud'),
-                           ValueError, ['unknown method', 'magnitude']),
+                           ValueError, ['unknown 2:4 method', 'magnitude']),
     'unknown calibrator': (dict(type='QATHook', calibrator='kl'),
                            ValueError, ['unknown calibrator', 'entropy']),
     'weight bits': (dict(type='QATHook', weight_bits=16), ValueError,

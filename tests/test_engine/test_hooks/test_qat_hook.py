@@ -25,7 +25,7 @@ def test_qat_with_sparse24_and_resume(tmp_path, calibrator):
     assert model.fc1.quant_state == 'quant'
     assert not isinstance(model.patch_embed, QuantLinear)
     # pruned weights stay zero and the fake-quantized weight is still 2:4
-    wq = fake_quantize(model.fc1.weight, model.fc1.weight_amax)
+    wq = fake_quantize(model.fc1.weight, model.fc1.weight_quantizer.amax)
     assert count_violations(model.fc1.weight) == 0
     assert count_violations(wq) == 0
     ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
@@ -83,23 +83,25 @@ def test_learnable_scales_train_resume_and_mismatch(tmp_path):
                   learnable_scales=True, scale_lr=0.05)]
     full = train_toy(str(tmp_path / 'full'), hooks, max_iters=6)
     fc1 = full.model.fc1
-    assert isinstance(fc1.input_amax, torch.nn.Parameter)
-    assert isinstance(fc1.weight_amax, torch.nn.Parameter)
+    assert isinstance(fc1.input_quantizer.amax, torch.nn.Parameter)
+    assert isinstance(fc1.weight_quantizer.amax, torch.nn.Parameter)
     group = full.optim_wrapper.optimizer.param_groups[-1]
     assert group['lr'] == 0.05 and group['weight_decay'] == 0.0
-    assert {id(p) for p in group['params']} >= {id(fc1.input_amax),
-                                                  id(fc1.weight_amax)}
+    assert {id(p) for p in group['params']} >= {id(fc1.input_quantizer.amax),
+                                                  id(fc1.weight_quantizer.amax)}
     assert len(group['params']) == 6  # 3 layers x (input, weight)
     # the ranges moved away from their calibrated values, and the
     # effective weight is still 2:4
     part = str(tmp_path / 'part')
     train_toy(part, hooks, max_iters=4)
     calibrated = load_checkpoint_file(osp.join(part, 'iter_4.pth'))
-    assert not torch.equal(calibrated['state_dict']['fc1.weight_amax'],
-                           fc1.weight_amax.detach())
+    assert not torch.equal(
+        calibrated['state_dict']['fc1.weight_quantizer.amax'],
+        fc1.weight_quantizer.amax.detach())
     assert calibrated['gpusq_qat']['learnable_scales'] is True
     assert calibrated['meta']['gpusq']['quant']['scales'] == 'learnable'
-    assert count_violations(fake_quantize(fc1.weight, fc1.weight_amax)) == 0
+    assert count_violations(
+        fake_quantize(fc1.weight, fc1.weight_quantizer.amax)) == 0
     # resume mid-QAT: the optimizer state of the ranges loads and the run
     # continues exactly as the uninterrupted one
     resumed = train_toy(part, hooks, max_iters=6, resume=True,

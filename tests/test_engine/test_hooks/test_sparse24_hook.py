@@ -60,7 +60,7 @@ def test_mask_of_another_model_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(method='sparsegpt'), 'unknown method'),
+    (dict(method='sparsegpt'), 'unknown 2:4 method'),
     (dict(start_iter=-1), 'non-negative'),
     (dict(start_iter=1, start_epoch=1), 'not both'),
 ])
