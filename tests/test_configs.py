@@ -450,7 +450,8 @@ def test_readme_example(tmp_path):
     os.makedirs(tmp_path / 'configs' / 'gpusq')
     os.symlink(osp.join(REPO, 'configs', '_base_'),
                tmp_path / 'configs' / '_base_')
-    path = tmp_path / 'configs' / 'gpusq' / 'segmenter_vit_s.py'
+    path = (tmp_path / 'configs' / 'gpusq' /
+            'gpusq_segmenter_vit-s_40k_ade20k-512x512.py')
     path.write_text(code)
     cfg = Config.fromfile(str(path))
     assert cfg.train_cfg.max_iters == 40000
