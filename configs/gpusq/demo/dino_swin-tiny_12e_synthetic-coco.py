@@ -12,9 +12,7 @@ model = dict(
     num_queries=30,
     with_box_refine=True,
     as_two_stage=True,
-    data_preprocessor=dict(
-        type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=1),
+    data_preprocessor=dict(_base_.det_data_preprocessor, pad_size_divisor=1),
     backbone=_base_.tiny_swin,
     neck=dict(
         type='ChannelMapper', in_channels=[64, 128, 256], kernel_size=1,

@@ -7,9 +7,7 @@ _base_ = ['./_base_/synthetic_coco.py']
 model = dict(
     _delete_=True,
     type='RetinaNet',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
+    data_preprocessor=_base_.det_data_preprocessor,
     backbone=_base_.tiny_swin,
     neck=dict(
         type='FPN', in_channels=[64, 128, 256], out_channels=64,

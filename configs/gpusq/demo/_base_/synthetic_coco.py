@@ -9,7 +9,11 @@ data_root = 'data/demo/coco/'
 metainfo = dict(classes=('square', 'disc', 'triangle', 'star', 'cross'))
 num_classes = 5  # gpusq_mm.datasets.CLASSES
 img_scale = (160, 128)
-# the tiny Swin backbone of the RetinaNet and DINO demo models (3 levels)
+# the data preprocessor and tiny Swin backbone (3 levels) of the RetinaNet
+# and DINO demo models
+det_data_preprocessor = dict(
+    type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
 tiny_swin = dict(
     type='SwinTransformer', embed_dims=32, depths=[1, 1, 2, 1],
     num_heads=[1, 2, 4, 8], window_size=4, mlp_ratio=4, qkv_bias=True,
