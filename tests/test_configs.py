@@ -16,6 +16,7 @@ import glob
 import os
 import os.path as osp
 import time
+from typing import Optional
 
 import pytest
 import torch
@@ -28,14 +29,14 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA = osp.join(REPO, 'tests', 'data')
 
 
-def alias_target(path: str):
+def alias_target(path: str) -> Optional[str]:
     """The config an alias file names (``_base_ = './x.py'`` is its only
     statement), or None for any other config."""
     with open(path) as f:
         body = ast.parse(f.read()).body
     if len(body) == 1 and isinstance(body[0], ast.Assign) and \
             [getattr(t, 'id', None) for t in body[0].targets] == ['_base_'] \
-            and isinstance(body[0].value, ast.Constant):
+            and isinstance(getattr(body[0].value, 'value', None), str):
         return osp.normpath(osp.join(osp.dirname(path), body[0].value.value))
     return None
 
