@@ -1,6 +1,6 @@
 # A tiny DINO (DETR family: deformable encoder, denoising decoder) with a
-# tiny Swin backbone on the synthetic COCO set; data and schedule from
-# _base_/synthetic_coco.py.
+# tiny Swin backbone on the synthetic COCO set; data, schedule, data
+# preprocessor and backbone from _base_/synthetic_coco.py.
 # Old name (an alias of this file): dino_swin_tiny_dense.py.
 _base_ = ['./_base_/synthetic_coco.py']
 

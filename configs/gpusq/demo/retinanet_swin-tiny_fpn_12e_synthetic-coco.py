@@ -1,6 +1,6 @@
 # A tiny RetinaNet (one-stage, anchor-based, sigmoid focal loss) with a tiny
-# Swin backbone on the synthetic COCO set; data and schedule from
-# _base_/synthetic_coco.py.
+# Swin backbone on the synthetic COCO set; data, schedule, data
+# preprocessor and backbone from _base_/synthetic_coco.py.
 # Old name (an alias of this file): retinanet_swin_tiny_dense.py.
 _base_ = ['./_base_/synthetic_coco.py']
 
