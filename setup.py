@@ -28,21 +28,25 @@ def parse_requirements(path: str) -> list:
 
 
 def add_mim_extension() -> None:
-    """Ship ``configs/`` and ``tools/`` inside the package as
-    ``gpusq_mm/.mim/`` (OpenMMLab's layout) when a wheel or an install is
-    built, so that an installed gpusq_mm has its configs and CLI tools
+    """Ship ``configs/`` (with its ``metafile.yml`` files), ``tools/`` and
+    ``model-index.yml`` inside the package as ``gpusq_mm/.mim/``
+    (OpenMMLab's layout) when a wheel or an install is built, so that an
+    installed gpusq_mm has its configs and CLI tools
     (:mod:`gpusq_mm.resources`). An editable install uses the checkout's
     folders and gets no copy."""
     if not {'bdist_wheel', 'install', 'sdist', 'build'} & set(sys.argv):
         return
     mim = osp.join(ROOT, 'gpusq_mm', '.mim')
     os.makedirs(mim, exist_ok=True)
-    for name in ('configs', 'tools'):
+    for name in ('configs', 'tools', 'model-index.yml'):
         target = osp.join(mim, name)
         if osp.islink(target) or osp.isfile(target):
             os.remove(target)
         elif osp.isdir(target):
             shutil.rmtree(target)
+        if name.endswith('.yml'):  # the index of the metafiles
+            shutil.copyfile(osp.join(ROOT, name), target)
+            continue
         shutil.copytree(osp.join(ROOT, name), target,
                         ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
@@ -61,7 +65,8 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     include_package_data=True,
-    package_data={'gpusq_mm': ['.mim/configs/**/*', '.mim/tools/**/*']},
+    package_data={'gpusq_mm': ['.mim/configs/**/*', '.mim/tools/**/*',
+                               '.mim/model-index.yml']},
     entry_points={'console_scripts': [
         f'gpusq-{tool}=gpusq_mm.cli:{tool}'
         for tool in ('train', 'test', 'deploy', 'demo')]},

@@ -1,5 +1,7 @@
-"""Every file under configs/ loads; every demo model builds; every GPUSQ
-leaf config (``configs/gpusq/*.py``, the real architectures) trains two
+"""Every file under configs/ loads; every config is listed in a
+``metafile.yml`` of the model index and every old name is an alias of the
+same config; every demo model builds; every GPUSQ leaf config (the
+``configs/gpusq/metafile.yml`` models, the real architectures) trains two
 iterations in each phase on the tiny sets of ``tests/data`` and validates.
 
 The leaves are trained with exactly what ``--cfg-options`` would apply
@@ -8,26 +10,86 @@ The leaves are trained with exactly what ``--cfg-options`` would apply
 no download). The phase-Q start is a fraction of the schedule, so it moves
 with the schedule length.
 """
+import ast
 import gc
 import glob
 import os
 import os.path as osp
 import time
+from typing import Optional
 
 import pytest
 import torch
+import yaml
 from mmengine.config import Config
 
 from tests.utils import run_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA = osp.join(REPO, 'tests', 'data')
+
+
+def alias_target(path: str) -> Optional[str]:
+    """The config an alias file names (``_base_ = './x.py'`` is its only
+    statement), or None for any other config."""
+    with open(path) as f:
+        body = ast.parse(f.read()).body
+    if len(body) == 1 and isinstance(body[0], ast.Assign) and \
+            [getattr(t, 'id', None) for t in body[0].targets] == ['_base_'] \
+            and isinstance(getattr(body[0].value, 'value', None), str):
+        return osp.normpath(osp.join(osp.dirname(path), body[0].value.value))
+    return None
+
+
+def index_configs(root: str) -> dict:
+    """``{metafile: [Config path of each model]}`` of ``model-index.yml``
+    in ``root``, paths relative to ``root``."""
+    with open(osp.join(root, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    listed = {}
+    for meta in index['Import']:
+        models = []
+        if osp.isfile(osp.join(root, meta)):
+            with open(osp.join(root, meta)) as f:
+                models = yaml.safe_load(f)['Models']
+        listed[meta] = [m['Config'] for m in models]
+    return listed
+
+
+def index_problems(root: str) -> list:
+    """What is wrong with the model index in ``root``: a metafile or a
+    listed config that does not exist, a config listed twice, a config
+    under ``configs/gpusq`` (not a fragment, not an alias) listed in no
+    metafile."""
+    problems, seen = [], set()
+    for meta, configs in index_configs(root).items():
+        if not osp.isfile(osp.join(root, meta)):
+            problems.append(f'{meta}: no such metafile')
+        for cfg in configs:
+            if not osp.isfile(osp.join(root, cfg)):
+                problems.append(f'{meta}: {cfg} does not exist')
+            elif cfg in seen:
+                problems.append(f'{meta}: {cfg} listed twice')
+            seen.add(cfg)
+    for path in glob.glob(osp.join(root, 'configs', 'gpusq', '**', '*.py'),
+                          recursive=True):
+        rel = osp.relpath(path, root)
+        if '_base_' not in rel.split(osp.sep) and rel not in seen and \
+                alias_target(path) is None:
+            problems.append(f'{rel} is in no metafile')
+    return problems
+
+
 CONFIGS = sorted(
     osp.relpath(p, REPO)
     for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                        recursive=True))
-LEAVES = sorted(osp.relpath(p, REPO)
-                for p in glob.glob(osp.join(REPO, 'configs', 'gpusq', '*.py')))
+ALIASES = [p for p in CONFIGS if alias_target(osp.join(REPO, p))]
+INDEX = index_configs(REPO)
+# the full leaves; the demo's (models that build, not trained here)
+LEAVES = sorted(INDEX['configs/gpusq/metafile.yml'])
+DEMO = sorted(INDEX['configs/gpusq/demo/metafile.yml'])
+HEADLINE = 'configs/gpusq/gpusq_mask-rcnn_swin-t-p4-w7_fpn_12e_coco.py'
 METRIC = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU',
           'mmpretrain': 'accuracy/top1'}
 # leaves whose full smoke run exceeds this file's budget: by default they
@@ -35,7 +97,7 @@ METRIC = {'mmdet': 'coco/bbox_mAP', 'mmseg': 'mIoU',
 # whole (measured: DINO Swin-L, 218 M parameters in student and teacher,
 # 72-105 s per iteration and up to 1 min per 2.6 GB checkpoint on 2 shared
 # CPU cores, 406 s for the whole test)
-HEAVY = ('configs/gpusq/dino_swin_l.py', )
+HEAVY = ('configs/gpusq/gpusq_dino-5scale_swin-l_12e_coco.py', )
 ZOO = ('https://download.openmmlab.com/mmdetection/',
        'https://download.openmmlab.com/mmsegmentation/',
        'https://download.openmmlab.com/mmclassification/')
@@ -43,12 +105,81 @@ ZOO = ('https://download.openmmlab.com/mmdetection/',
 
 def test_configs_found():
     assert len(CONFIGS) >= 7
-    assert {osp.basename(p) for p in LEAVES} >= {
+    assert HEADLINE in LEAVES and len(LEAVES) == 6 and len(DEMO) == 10
+    # every old leaf name is kept as an alias
+    assert {osp.basename(p) for p in ALIASES} >= {
         'mask_rcnn_swin.py', 'upernet_swin.py', 'deit_small.py',
-        'swin_tiny.py'}
+        'swin_tiny.py', 'dino_swin_l.py', 'segformer_mit_b2.py',
+        'deit_tiny_dense.py', 'deit_tiny_gpusq.py',
+        'mask_rcnn_swin_tiny_dense.py', 'segformer_tiny_gpusq.py'}
 
 
-@pytest.mark.parametrize('path', CONFIGS)
+def test_model_index():
+    """model-index.yml lists a metafile per config folder; every config
+    they list exists (and loads: test_config_loads), every config is
+    listed."""
+    assert index_problems(REPO) == []
+    assert set(INDEX) == {'configs/gpusq/metafile.yml',
+                          'configs/gpusq/demo/metafile.yml'}
+    assert set(LEAVES + DEMO) <= set(CONFIGS) - set(ALIASES)
+    for meta in INDEX:
+        with open(osp.join(REPO, meta)) as f:
+            data = yaml.safe_load(f)
+        collections = {c['Name'] for c in data['Collections']}
+        assert 'GPUSQ-ViT' in collections
+        for model in data['Models']:
+            assert model['In Collection'] in collections, model['Name']
+            assert model['Name'] == osp.splitext(
+                osp.basename(model['Config']))[0]
+            assert alias_target(osp.join(REPO, model['Alias'])) == \
+                osp.join(REPO, model['Config'])
+            if meta == 'configs/gpusq/metafile.yml':  # nothing measured
+                assert 'Results' not in model, model['Name']
+
+
+@pytest.mark.parametrize('case', ['missing config', 'missing metafile',
+                                  'unlisted leaf', 'listed twice'])
+def test_model_index_problems_found(case, tmp_path):
+    """The index check fails on a broken index (a copy of the index and
+    of configs/gpusq, broken one way)."""
+    import shutil
+    shutil.copy(osp.join(REPO, 'model-index.yml'), tmp_path)
+    shutil.copytree(osp.join(REPO, 'configs', 'gpusq'),
+                    tmp_path / 'configs' / 'gpusq')
+    assert index_problems(str(tmp_path)) == []
+    meta = tmp_path / 'configs' / 'gpusq' / 'metafile.yml'
+    data = yaml.safe_load(meta.read_text())
+    if case == 'missing config':
+        data['Models'].append(
+            dict(data['Models'][0], Config='configs/gpusq/gpusq_nope.py'))
+    elif case == 'listed twice':
+        data['Models'].append(data['Models'][0])
+    elif case == 'unlisted leaf':
+        data['Models'].pop()
+    else:
+        with open(tmp_path / 'model-index.yml', 'a') as f:
+            f.write('- configs/gpusq/nope/metafile.yml\n')
+    meta.write_text(yaml.safe_dump(data))
+    problems = index_problems(str(tmp_path))
+    assert len(problems) == 1, problems
+    assert {'missing config': 'gpusq_nope.py does not exist',
+            'missing metafile': 'no such metafile',
+            'listed twice': 'listed twice',
+            'unlisted leaf': 'is in no metafile'}[case] in problems[0]
+
+
+@pytest.mark.parametrize('path', ALIASES)
+def test_alias_is_the_same_config(path):
+    """An old leaf name is a one-line alias that gives exactly the config
+    of its OpenMMLab name (which test_config_loads checks)."""
+    target = alias_target(osp.join(REPO, path))
+    assert osp.isfile(target) and alias_target(target) is None
+    assert osp.dirname(target) == osp.dirname(osp.join(REPO, path))
+    assert Config.fromfile(osp.join(REPO, path)).to_dict() == \
+        Config.fromfile(target).to_dict()
+
+
+@pytest.mark.parametrize('path', [p for p in CONFIGS if p not in ALIASES])
 def test_config_loads(path):
     cfg = Config.fromfile(osp.join(REPO, path))
     if '_base_' in path.split(osp.sep):
@@ -86,8 +217,8 @@ def test_leaf_contract(path):
 
 
 @pytest.mark.parametrize('path', [
-    'configs/gpusq/mask_rcnn_swin.py', 'configs/gpusq/upernet_swin.py',
-    'configs/gpusq/deit_small.py'
+    HEADLINE, 'configs/gpusq/gpusq_upernet_swin-t_40k_ade20k-512x512.py',
+    'configs/gpusq/gpusq_deit-small_30e_in1k.py'
 ])
 def test_lr_policy_per_phase(path):
     """Phase S: warm-up, then cosine to 1 % of the LR; phase Q: from 1 %
@@ -124,9 +255,7 @@ def test_lr_policy_per_phase(path):
                                                     seen[boundary + 1:]))
 
 
-@pytest.mark.parametrize(
-    'path', [p for p in CONFIGS if p.split(osp.sep)[:3] ==
-             ['configs', 'gpusq', 'demo']])
+@pytest.mark.parametrize('path', DEMO)
 def test_demo_model_builds(path):
     from mmengine.registry import MODELS, DefaultScope
 
@@ -244,11 +373,11 @@ def _check_student(student: torch.nn.Module, gpusq: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    'path', [p for p in LEAVES if not p.endswith('mask_rcnn_swin.py')])
+@pytest.mark.parametrize('path', [p for p in LEAVES if p != HEADLINE])
 def test_leaf_trains_both_phases(path, tmp_path):
     """2 iterations of phase S, 2 of phase Q, then one validation pass, on
-    the real architecture with a random teacher."""
+    the real architecture with a random teacher (the headline config:
+    test_train_cli_mask_rcnn_swin)."""
     from mmengine.runner import Runner
 
     import gpusq_mm  # noqa: F401
@@ -284,8 +413,9 @@ def test_leaf_trains_both_phases(path, tmp_path):
 @pytest.mark.slow
 def test_train_cli_mask_rcnn_swin(tmp_path):
     """``tools/train.py configs/gpusq/mask_rcnn_swin.py --cfg-options ...``
-    end to end: real Mask R-CNN Swin-T, 2 iterations per phase, validation,
-    and a checkpoint whose meta['gpusq'] records both phases."""
+    (the documented command, through the alias of :data:`HEADLINE`) end to
+    end: real Mask R-CNN Swin-T, 2 iterations per phase, validation, and a
+    checkpoint whose meta['gpusq'] records both phases."""
     config = osp.join(REPO, 'configs', 'gpusq', 'mask_rcnn_swin.py')
     cfg = Config.fromfile(config)
     work = str(tmp_path)
@@ -321,7 +451,8 @@ def test_readme_example(tmp_path):
     os.makedirs(tmp_path / 'configs' / 'gpusq')
     os.symlink(osp.join(REPO, 'configs', '_base_'),
                tmp_path / 'configs' / '_base_')
-    path = tmp_path / 'configs' / 'gpusq' / 'segmenter_vit_s.py'
+    path = (tmp_path / 'configs' / 'gpusq' /
+            'gpusq_segmenter_vit-s_40k_ade20k-512x512.py')
     path.write_text(code)
     cfg = Config.fromfile(str(path))
     assert cfg.train_cfg.max_iters == 40000

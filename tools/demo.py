@@ -3,9 +3,10 @@
 For each task (``--tasks``, default ``cls seg det``):
 
 1. generate the deterministic synthetic data set,
-2. train the dense teacher (``configs/gpusq/demo/*_dense.py``),
+2. train the dense teacher (``configs/gpusq/demo/``, ``TASKS`` in
+   :mod:`gpusq_mm.demo.tasks`),
 3. GPUSQ: phase S (2:4 + KD) then phase Q (INT8 QAT + KD) in one
-   ``tools/train.py`` run of ``*_gpusq.py``, teacher = the dense checkpoint,
+   ``tools/train.py`` run of ``gpusq_*.py``, teacher = the dense checkpoint,
 4. the equal-budget control: the dense model fine-tuned for exactly the
    GPUSQ schedule (same epochs/iterations, LR, scheduler, seed), so that
    GPUSQ - control is what GPUSQ costs, not extra training,

@@ -1,16 +1,3 @@
-# GPUSQ-ViT on DeiT-S, ImageNet-1k 224 (mmpretrain). Teacher and student
-# start from mmpretrain's model-zoo checkpoint (top-1 80.69); phase S
-# epochs 0-14, phase Q epochs 15-29.
-_base_ = ['mmpretrain::deit/deit-small_4xb256_in1k.py',
-          '../_base_/gpusq/schedule_cls_30e.py',
-          '../_base_/gpusq/kd_classification.py']
-model = dict(
-    _delete_=True,
-    type='MixedKDDistiller',
-    architecture=_base_.model,
-    teacher=_base_.model,
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/deit/deit-small_pt-4xb256_in1k_20220218-9425b9bb.pth',  # noqa
-    distill=_base_.kd_cfg)
-train_cfg = _base_.gpusq_train_cfg
-optim_wrapper = _base_.gpusq_optim_wrapper
-param_scheduler = _base_.gpusq_param_scheduler
+# Alias (the old name, kept so that existing commands and scripts work)
+# of the config's OpenMMLab name below.
+_base_ = './gpusq_deit-small_30e_in1k.py'

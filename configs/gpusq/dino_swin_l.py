@@ -1,17 +1,3 @@
-# GPUSQ-ViT on DINO (DETR family) with a Swin-L backbone, COCO (mmdet).
-# Teacher and student start from mmdet's DINO-5scale Swin-L 12e checkpoint
-# (box AP 57.2); phase S epochs 0-5, phase Q epochs 6-11.
-_base_ = ['mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
-          '../_base_/gpusq/schedule_det_12e.py',
-          '../_base_/gpusq/kd_detection.py']
-model = dict(
-    _delete_=True,
-    type='MixedKDDistiller',
-    architecture=_base_.model,
-    teacher=_base_.model,
-    teacher_ckpt='https://download.openmmlab.com/mmdetection/v3.0/dino/dino-5scale_swin-l_8xb2-12e_coco/dino-5scale_swin-l_8xb2-12e_coco_20230228_072924-a654145f.pth',  # noqa
-    # DETR-family queries differ between the models: no logit term, the
-    # distiller keeps the backbone + neck feature terms
-    distill=_base_.kd_cfg)
-train_cfg = _base_.gpusq_train_cfg
-param_scheduler = _base_.gpusq_param_scheduler
+# Alias (the old name, kept so that existing commands and scripts work)
+# of the config's OpenMMLab name below.
+_base_ = './gpusq_dino-5scale_swin-l_12e_coco.py'

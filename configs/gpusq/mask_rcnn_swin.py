@@ -1,18 +1,3 @@
-# GPUSQ-ViT on Mask R-CNN Swin-T, COCO (mmdet) - the headline config.
-# Student and teacher are mmdet's Mask R-CNN Swin-T 1x; both start from its
-# model-zoo checkpoint (box AP 42.7, mask AP 39.3): the teacher stays dense
-# and frozen, the student is pruned to 2:4 (phase S, epochs 0-5) and then
-# INT8 QAT-trained with the masks kept (phase Q, epochs 6-11), with mixed
-# KD throughout.
-_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
-          '../_base_/gpusq/schedule_det_12e.py',
-          '../_base_/gpusq/kd_detection.py']
-model = dict(
-    _delete_=True,
-    type='MixedKDDistiller',
-    architecture=_base_.model,
-    teacher=_base_.model,
-    teacher_ckpt='https://download.openmmlab.com/mmdetection/v2.0/swin/mask_rcnn_swin-t-p4-w7_fpn_1x_coco/mask_rcnn_swin-t-p4-w7_fpn_1x_coco_20210902_120937-9d6b7cfa.pth',  # noqa
-    distill=_base_.kd_cfg)
-train_cfg = _base_.gpusq_train_cfg
-param_scheduler = _base_.gpusq_param_scheduler
+# Alias (the old name, kept so that existing commands and scripts work)
+# of the config's OpenMMLab name below.
+_base_ = './gpusq_mask-rcnn_swin-t-p4-w7_fpn_12e_coco.py'

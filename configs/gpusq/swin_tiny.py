@@ -1,16 +1,3 @@
-# GPUSQ-ViT on Swin-T, ImageNet-1k 224 (mmpretrain). Teacher and student
-# start from mmpretrain's model-zoo checkpoint (top-1 81.18); phase S
-# epochs 0-14, phase Q epochs 15-29.
-_base_ = ['mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
-          '../_base_/gpusq/schedule_cls_30e.py',
-          '../_base_/gpusq/kd_classification.py']
-model = dict(
-    _delete_=True,
-    type='MixedKDDistiller',
-    architecture=_base_.model,
-    teacher=_base_.model,
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/swin-transformer/swin_tiny_224_b16x64_300e_imagenet_20210616_090925-66df6be6.pth',  # noqa
-    distill=_base_.kd_cfg)
-train_cfg = _base_.gpusq_train_cfg
-optim_wrapper = _base_.gpusq_optim_wrapper
-param_scheduler = _base_.gpusq_param_scheduler
+# Alias (the old name, kept so that existing commands and scripts work)
+# of the config's OpenMMLab name below.
+_base_ = './gpusq_swin-tiny_30e_in1k.py'

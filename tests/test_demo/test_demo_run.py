@@ -20,8 +20,9 @@ def test_quick_demo_cls(tmp_path):
     # the control is the dense model trained for exactly GPUSQ's schedule
     from mmengine.config import Config
     ctrl = Config.fromfile(str(work / 'cls' / 'control' /
-                               'deit_tiny_dense.py'))
-    ours = Config.fromfile(str(work / 'cls' / 'gpusq' / 'deit_tiny_gpusq.py'))
+                               'deit-tiny_60e_synthetic-cls.py'))
+    ours = Config.fromfile(str(work / 'cls' / 'gpusq' /
+                               'gpusq_deit-tiny_60e_synthetic-cls.py'))
     assert ctrl.load_from == task['checkpoints']['dense']
     for key in ('train_cfg', 'param_scheduler', 'optim_wrapper',
                 'randomness', 'train_dataloader'):

@@ -55,7 +55,11 @@ def _env(target: str) -> dict:
 def test_wheel_ships_configs_tools_and_scripts(installed, tmp_path):
     mim = osp.join(installed, 'gpusq_mm', '.mim')
     for path in ('configs/gpusq/mask_rcnn_swin.py',
+                 'configs/gpusq/gpusq_mask-rcnn_swin-t-p4-w7_fpn_12e_coco.py',
                  'configs/gpusq/demo/deit_tiny_dense.py',
+                 'configs/gpusq/demo/deit-tiny_60e_synthetic-cls.py',
+                 'model-index.yml', 'configs/gpusq/metafile.yml',
+                 'configs/gpusq/demo/metafile.yml',
                  'configs/deploy/classification/'
                  'classification_onnxruntime_int8.py',
                  'tools/train.py', 'tools/deploy.py', 'tools/demo.py'):

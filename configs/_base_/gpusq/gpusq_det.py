@@ -1,0 +1,5 @@
+# The hook stack of sparse24_qat_kd.py and the distiller's kd_cfg of
+# kd_detection.py for mmdet detectors, keeping the task config's own schedule
+# (phase Q from half of it); gpusq_det_*.py add a two-phase fine-tuning
+# schedule.
+_base_ = ['./sparse24_qat_kd.py', './kd_detection.py']
