@@ -163,13 +163,16 @@ def make_cls(root: str, num_train: int = 8, num_val: int = 4,
     otherwise), and 0-2 small distractor shapes behind or in front of it.
 
     Args:
-        root (str): Output directory, returned.
+        root (str): Output directory.
         num_train (int): Training images (balanced over ``CLASSES``).
             Defaults to 8.
         num_val (int): Validation images. Defaults to 4.
-        size (tuple[int, int]): Image ``(h, w)``. Defaults to (64, 64).
+        size (tuple[int, int]): ``(h, w)``. Defaults to (64, 64).
         seed (int): Generator seed. Defaults to 2.
         progress (bool): Show a progress bar. Defaults to False.
+
+    Returns:
+        str: ``root``.
     """
     _check_counts(num_train, num_val)
     h, w = size
