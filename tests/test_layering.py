@@ -3,6 +3,7 @@ dependencies point downwards only (``../shared/docs/DESIGN.md`` §3, the
 README's Layout): the pure-torch cores and the deploy package never import
 the training engine."""
 import ast
+import functools
 import os
 import os.path as osp
 from typing import Dict, List, Set
@@ -59,7 +60,10 @@ def imports_of(path: str, modules: Set[str]) -> Set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def graph() -> Dict[str, Set[str]]:
+    """``{module: package modules it imports}`` (read once per session;
+    callers do not modify it)."""
     paths = [osp.join(d, f) for d, _, files in os.walk(PACKAGE)
              for f in files if f.endswith('.py')]
     modules = {module_name(p) for p in paths}

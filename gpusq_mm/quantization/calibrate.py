@@ -122,9 +122,7 @@ def _collect(model: nn.Module, holders: Dict[str, TensorQuantizer],
              bins: Optional[int]) -> None:
     """Run ``forward_loop`` with every holder recording its inputs (and
     every other quantizer off)."""
-    for quantizer in model.modules():
-        if isinstance(quantizer, TensorQuantizer):
-            quantizer.disable()
+    disable_quant(model)
     for holder in holders.values():
         holder.enable_calibration(bins)
     try:

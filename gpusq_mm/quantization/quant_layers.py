@@ -33,26 +33,25 @@ LEGACY_RANGE_KEYS = {
 }
 
 
-def upgrade_range_keys(state_dict: Mapping[str, Tensor],
-                       prefix: str = '') -> Dict[str, Tensor]:
-    """Rename the old range keys of the module at ``prefix`` (every module
-    if ``prefix`` is '') to the quantizer keys; other keys are kept.
+def _upgraded(key: str) -> str:
+    """``key`` with an old range name replaced by the quantizer's."""
+    owner, dot, leaf = key.rpartition('.')
+    if leaf not in LEGACY_RANGE_KEYS:
+        return key
+    return owner + dot + LEGACY_RANGE_KEYS[leaf]
+
+
+def upgrade_range_keys(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Rename the old range keys of every module to the quantizer keys;
+    other keys are kept.
 
     Args:
-        state_dict (Mapping): A (sub)state dict.
-        prefix (str): The module's state-dict prefix ('' for all).
+        state_dict (Mapping): A state dict.
 
     Returns:
         dict: A new dict, in the same order.
     """
-    out = {}
-    for key, value in state_dict.items():
-        owner, _, leaf = key.rpartition('.')
-        owner = owner + '.' if owner else ''
-        if leaf in LEGACY_RANGE_KEYS and (not prefix or owner == prefix):
-            key = owner + LEGACY_RANGE_KEYS[leaf]
-        out[key] = value
-    return out
+    return {_upgraded(k): v for k, v in state_dict.items()}
 
 
 class LegacyRangeKeysMixin:
@@ -60,11 +59,11 @@ class LegacyRangeKeysMixin:
     :data:`LEGACY_RANGE_KEYS`)."""
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # this module's own old keys only; the children rename theirs
         old = [k for k in state_dict if k.startswith(prefix)
                and k[len(prefix):] in LEGACY_RANGE_KEYS]
         for key in old:
-            new = prefix + LEGACY_RANGE_KEYS[key[len(prefix):]]
-            state_dict[new] = state_dict.pop(key)
+            state_dict[_upgraded(key)] = state_dict.pop(key)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -34,6 +34,7 @@ import os
 import os.path as osp
 import platform
 import tempfile
+from typing import Tuple
 
 import torch
 from mmengine.config import Config
@@ -104,11 +105,16 @@ def load_config(path: str) -> Config:
         os.unlink(f.name)
 
 
-def build_pipeline(args, x: torch.Tensor) -> DeployPipeline:
+def build_pipeline(args, x: torch.Tensor) -> Tuple[DeployPipeline, list]:
     """Run the deploy steps that write our INT8 graphs, on batch ``x``:
     load the checkpoint (or build the model and give it one-shot 2:4 masks
     and ranges), fold it into Q/DQ modules, export ``gpusq_int8.onnx``,
-    verify its 2:4 weights and Q/DQ pairs, lower it for ONNX Runtime."""
+    verify its 2:4 weights and Q/DQ pairs, lower it for ONNX Runtime.
+
+    Returns:
+        tuple: The pipeline after those steps and the all-zero layers that
+        were re-initialised (none for a checkpoint).
+    """
     cfg = load_config(args.model_cfg)
     deploy_cfg = Config.fromfile(resolve_config(args.deploy_cfg))
     if deploy_cfg.backend_config.type != 'onnxruntime':
@@ -120,13 +126,13 @@ def build_pipeline(args, x: torch.Tensor) -> DeployPipeline:
     pipe = DeployPipeline(deploy_cfg, cfg, args.checkpoint or '', None,
                           args.work_dir)
     pipe.inputs = x
-    pipe.reinit = []
+    reinit: list = []
     if args.checkpoint:
         pipe.load_checkpoint()
     else:
         torch.manual_seed(0)
         model = build_task_model(cfg, args.scope, init_weights=True)
-        pipe.reinit = reinit_zero_layers(model)
+        reinit = reinit_zero_layers(model)
         calib = [torch.randn_like(x) for _ in range(args.calib_batches)]
         sparse, masks = quick_gpusq(model, calib)
         pipe.exporter = build_exporter(cfg, deploy_cfg)
@@ -135,7 +141,7 @@ def build_pipeline(args, x: torch.Tensor) -> DeployPipeline:
     for step in (pipe.build_deploy_model, pipe.export_onnx,
                  pipe.verify_onnx, pipe.lower_for_ort):
         step()
-    return pipe
+    return pipe, reinit
 
 
 def export_graphs(args, pipe: DeployPipeline, x: torch.Tensor) -> dict:
@@ -169,7 +175,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = torch.randn(args.batch, 3, *args.shape,
                     generator=torch.Generator().manual_seed(0))
-    pipe = build_pipeline(args, x)
+    pipe, reinit = build_pipeline(args, x)
     graphs = export_graphs(args, pipe, x)
     run = run_benchmark(graphs, x.numpy(), args.threads, args.warmup,
                         args.repeats, spin=args.spin)
@@ -185,7 +191,7 @@ def main() -> None:
         spin=args.spin, warmup=args.warmup, repeats=args.repeats,
         machine=_machine(), versions=_versions(),
         quantized_layers=len(info.quantized), sparse_layers=len(info.sparse),
-        reinitialised_zero_layers=pipe.reinit,
+        reinitialised_zero_layers=reinit,
         graphs={k: osp.basename(p) for k, (_, p) in graphs.items()},
         ort_lowering=lowering, **run)
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:

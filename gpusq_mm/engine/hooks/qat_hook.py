@@ -141,8 +141,6 @@ class QATHook(Hook):
         self.calib_samples = calib_samples
         self.calib_batches = calib_batches
         self.scope = scope
-        self.calibrator = calibrator
-        self.percentile = percentile
         self.weight_bits = weight_bits
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
@@ -151,6 +149,11 @@ class QATHook(Hook):
         self.learnable_scales = learnable_scales
         self.scale_lr = scale_lr
         self.started = False
+
+    @property
+    def calibrator(self) -> str:
+        """The calibrator's name (as configured and recorded)."""
+        return self._calibrator.name
 
     # ----------------------------------------------------------- stages
     def before_train(self, runner) -> None:
