@@ -141,17 +141,20 @@ def test_fp16_tensorrt_flavour(deit_gpusq_ckpt, cls_img, tmp_path):
     cfg = Config.fromfile(osp.join(
         DEPLOY, 'classification',
         'classification_tensorrt-int8-sparse_static-224x224.py'))
-    cfg.merge_from_dict(dict(onnx_config=dict(input_shape=[32, 32])))
+    # an explicit profile that disagrees with the static export is an error
+    static = [1, 3, 224, 224]
+    cfg.merge_from_dict(dict(
+        onnx_config=dict(input_shape=[32, 32]),
+        backend_config=dict(model_inputs=[dict(input_shapes=dict(
+            input=dict(min_shape=static, opt_shape=static,
+                       max_shape=static)))])))
     with pytest.raises(ValueError, match=r'model_inputs .*\[1, 3, 224, 224\]'
                        r'.*\[1, 3, 32, 32\]'):
         DeployPipeline(cfg, Config.fromfile(demo_config(
             'deit_tiny_gpusq.py')), deit_gpusq_ckpt, cls_img,
                        str(tmp_path / 'mismatch')).run()
-    static = [1, 3, 32, 32]
-    cfg.merge_from_dict(dict(
-        backend_config=dict(model_inputs=[dict(input_shapes=dict(
-            input=dict(min_shape=static, opt_shape=static,
-                       max_shape=static)))])))
+    # without model_inputs the static profile follows input_shape
+    cfg.backend_config.pop('model_inputs')
     pipe = DeployPipeline(cfg, Config.fromfile(demo_config(
         'deit_tiny_gpusq.py')), deit_gpusq_ckpt, cls_img, str(tmp_path))
     report = pipe.run()

@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from gpusq_mm.deploy.codebases import CODEBASES
 from gpusq_mm.deploy.tensorrt.build import (engine_unavailable_reason,
+                                            input_shapes,
                                             sparse_layers_from_log,
                                             write_build_script)
 from tests.utils import REPO
@@ -104,7 +105,16 @@ def test_deploy_config(leaf):
         assert common.sparse_weights == cfg.gpusq_config.quantize
         assert cfg.gpusq_config.precision == 'fp16'
         assert cfg.onnx_config.opset_version >= 19  # FP16 Q/DQ scales
-        assert backend.model_inputs[0].input_shapes.input.min_shape
+        profile = input_shapes(cfg)['input']
+        dynamic = (cfg.onnx_config.get('dynamic_axes') or {}).get('input')
+        if not dynamic:  # static: batch 1 at input_shape [W, H]
+            w, h = cfg.onnx_config.input_shape
+            assert 'model_inputs' not in backend
+            assert profile == dict(min_shape=[1, 3, h, w],
+                                   opt_shape=[1, 3, h, w],
+                                   max_shape=[1, 3, h, w])
+        else:
+            assert profile['min_shape'] != profile['max_shape']
     else:
         assert cfg.gpusq_config.precision == 'fp32'
 

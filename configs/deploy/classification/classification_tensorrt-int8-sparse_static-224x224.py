@@ -1,8 +1,5 @@
 _base_ = ['../_base_/codebases/mmpretrain.py',
           '../_base_/backends/tensorrt-int8-sparse.py']
+# a static engine: its profile is input_shape ([W, H]) with batch 1
+# (min = opt = max); the dynamic variants set backend_config.model_inputs
 onnx_config = dict(input_shape=[224, 224])
-backend_config = dict(model_inputs=[
-    dict(input_shapes=dict(input=dict(min_shape=[1, 3, 224, 224],
-                                      opt_shape=[1, 3, 224, 224],
-                                      max_shape=[1, 3, 224, 224])))
-])

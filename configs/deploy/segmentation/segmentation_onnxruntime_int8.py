@@ -1,7 +1,4 @@
 # ONNX Runtime (CPU) INT8, whole-image inference, dynamic H and W.
 _base_ = ['../_base_/codebases/mmseg.py',
           '../_base_/backends/onnxruntime.py']
-onnx_config = dict(dynamic_axes=dict(
-    input={0: 'batch', 2: 'height', 3: 'width'},
-    seg_logits={0: 'batch', 2: 'height', 3: 'width'},
-    seg_labels={0: 'batch', 1: 'height', 2: 'width'}))
+onnx_config = dict(dynamic_axes=_base_.mmseg_dynamic_axes)

@@ -1,7 +1,8 @@
 """ONNX graph helpers of the ONNX Runtime lowering
 (:mod:`.lowering`): constants by name, ``DequantizeLinear`` as ONNX
-Runtime evaluates it, node attributes, producer/reader maps, node
-replacement, dead-node removal."""
+Runtime evaluates it, node attributes, producer/reader maps (and
+:class:`GraphIndex`, which keeps them with the constants), node replacement,
+dead-node removal."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -97,3 +98,49 @@ def remove_unused(graph) -> None:
     keep = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
+
+
+class GraphIndex:
+    """A model's graph with its constants (:func:`constants`), initializer
+    and output names and producer/reader maps (:func:`node_maps`).
+
+    A pass that rewires inputs or adds/removes nodes calls :meth:`refresh`
+    to bring the maps up to date; :meth:`initializer` keeps the constants
+    current itself.
+
+    Args:
+        model (onnx.ModelProto): The model; ``graph`` is ``model.graph``.
+    """
+
+    def __init__(self, model) -> None:
+        self.model, self.graph = model, model.graph
+        self.consts = constants(self.graph)
+        self.inits = {i.name for i in self.graph.initializer}
+        self.outputs = {o.name for o in self.graph.output}
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.producer, self.readers = node_maps(self.graph)
+
+    def initializer(self, name: str, value: np.ndarray) -> str:
+        """Add ``value`` as initializer ``name`` once; return the name."""
+        from onnx import numpy_helper
+        if name not in self.inits:
+            self.graph.initializer.append(
+                numpy_helper.from_array(np.asarray(value), name))
+            self.inits.add(name)
+            self.consts[name] = np.asarray(value)
+        return name
+
+    def as_initializer(self, name: str) -> str:
+        """``name`` if it is an initializer, else a copy of the constant it
+        names (``Constant``/``Identity`` output) as one; ONNX Runtime
+        pre-packs only initializer weights."""
+        if name in self.inits:
+            return name
+        return self.initializer(name + '_init', self.consts[name])
+
+    def zero(self, name: str) -> bool:
+        """Whether the optional zero-point input ``name`` is absent or 0."""
+        return not name or (name in self.consts
+                            and not self.consts[name].any())

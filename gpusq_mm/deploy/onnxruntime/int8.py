@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .graph import constants, node_maps, remove_unused, replace_nodes
+from .graph import GraphIndex, remove_unused, replace_nodes
 
 #: Name of the shared uint8 zero point (128) initializer.
 U8_ZERO_POINT = 'gpusq_u8_zero_point'
@@ -41,44 +41,6 @@ GELU_MIN = -0.1701
 MS_DOMAIN = 'com.microsoft'
 
 
-class _Graph:
-    """Producer/reader maps and constants of a graph, kept current by the
-    passes below (they only rewire inputs and add/remove nodes)."""
-
-    def __init__(self, model) -> None:
-        self.model, self.graph = model, model.graph
-        self.consts = constants(self.graph)
-        self.inits = {i.name for i in self.graph.initializer}
-        self.outputs = {o.name for o in self.graph.output}
-        self.refresh()
-
-    def refresh(self) -> None:
-        self.producer, self.readers = node_maps(self.graph)
-
-    def initializer(self, name: str, value: np.ndarray) -> str:
-        """Add ``value`` as initializer ``name`` once; return the name."""
-        from onnx import numpy_helper
-        if name not in self.inits:
-            self.graph.initializer.append(
-                numpy_helper.from_array(np.asarray(value), name))
-            self.inits.add(name)
-            self.consts[name] = np.asarray(value)
-        return name
-
-    def as_initializer(self, name: str) -> str:
-        """``name`` if it is an initializer, else a copy of the constant it
-        names (``Constant``/``Identity`` output) as one; ONNX Runtime
-        pre-packs only initializer weights."""
-        if name in self.inits:
-            return name
-        return self.initializer(name + '_init', self.consts[name])
-
-    def zero(self, name: str) -> bool:
-        """Whether the optional zero-point input ``name`` is absent or 0."""
-        return not name or (name in self.consts
-                            and not self.consts[name].any())
-
-
 def _input(node, index: int) -> str:
     return node.input[index] if len(node.input) > index else ''
 
@@ -89,7 +51,7 @@ def _set_input(node, index: int, name: str) -> None:
     node.input[index] = name
 
 
-def _movable(g: _Graph, q) -> bool:
+def _movable(g: GraphIndex, q) -> bool:
     """Whether the integers of activation quantizer ``q`` (per tensor,
     zero point 0 or already uint8) can move to uint8: they are no graph
     output and every reader dequantizes them with ``q``'s scale or is an
@@ -106,7 +68,7 @@ def _movable(g: _Graph, q) -> bool:
                    and _input(r, 1) == q.input[1]) for r in readers)
 
 
-def _to_uint8(g: _Graph, q) -> None:
+def _to_uint8(g: GraphIndex, q) -> None:
     """Switch ``q`` and its readers to the uint8 zero point 128."""
     g.initializer(U8_ZERO_POINT, np.array(128, dtype=np.uint8))
     _set_input(q, 2, U8_ZERO_POINT)
@@ -116,7 +78,7 @@ def _to_uint8(g: _Graph, q) -> None:
                    U8_ZERO_POINT)
 
 
-def _bias_add(g: _Graph, mm, columns: int):
+def _bias_add(g: GraphIndex, mm, columns: int):
     """The ``Add`` of a constant ``columns``-element bias that is the only
     reader of ``mm``'s output, or None."""
     readers = g.readers.get(mm.output[0], [])
@@ -146,7 +108,7 @@ def integer_matmuls(model) -> List[str]:
         list[str]: Names of the rewritten ``MatMul`` nodes.
     """
     from onnx import helper
-    g = _Graph(model)
+    g = GraphIndex(model)
     done = []
     for mm in list(g.graph.node):
         if mm.op_type != 'MatMul':
@@ -183,14 +145,14 @@ def integer_matmuls(model) -> List[str]:
     return done
 
 
-def _through_identity(g: _Graph, name: str):
+def _through_identity(g: GraphIndex, name: str):
     node = g.producer.get(name)
     while node is not None and node.op_type == 'Identity':
         node = g.producer.get(node.input[0])
     return node
 
 
-def _const_of(g: _Graph, node, value: float) -> Optional[str]:
+def _const_of(g: GraphIndex, node, value: float) -> Optional[str]:
     """The input of a two-input ``node`` that is not the scalar constant
     ``value`` (None when neither input is that constant)."""
     for i, other in ((0, 1), (1, 0)):
@@ -201,7 +163,7 @@ def _const_of(g: _Graph, node, value: float) -> Optional[str]:
     return None
 
 
-def _is_erf_gelu(g: _Graph, node) -> bool:
+def _is_erf_gelu(g: GraphIndex, node) -> bool:
     """Whether ``node`` ends PyTorch's exported exact GELU,
     ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)`` (or ``Gelu``)."""
     if node.op_type == 'Gelu':
@@ -224,7 +186,7 @@ def _is_erf_gelu(g: _Graph, node) -> bool:
     return False
 
 
-def _lower_bound(g: _Graph, node) -> Optional[float]:
+def _lower_bound(g: GraphIndex, node) -> Optional[float]:
     """A lower bound of ``node``'s output values, or None."""
     if node is None:
         return None
@@ -250,7 +212,7 @@ def quantize_then_clip(model) -> Dict[str, int]:
         dict: ``moved`` and ``dropped`` counts.
     """
     from onnx import helper
-    g = _Graph(model)
+    g = GraphIndex(model)
     moved = dropped = 0
     for clip in list(g.graph.node):
         readers = g.readers.get(clip.output[0], []) \

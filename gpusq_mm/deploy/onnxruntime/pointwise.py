@@ -5,8 +5,8 @@ from typing import List
 
 import numpy as np
 
-from .graph import (constants, node_attrs, node_maps, quant_axis,
-                    remove_unused, replace_nodes)
+from .graph import (GraphIndex, node_attrs, quant_axis, remove_unused,
+                    replace_nodes)
 
 
 def _is_pointwise(node) -> bool:
@@ -20,11 +20,12 @@ def _is_pointwise(node) -> bool:
             and not (len(node.input) > 2 and node.input[2]))
 
 
-def _pointwise_chain(conv, producer: dict, readers: dict, consts: dict):
+def _pointwise_chain(g: GraphIndex, conv):
     """``(clip, q, dq_x, dq_w, bias_add)`` of a pointwise ``Conv`` fed by
     ``Clip -> QuantizeLinear -> DequantizeLinear`` and a constant weight
     DQ, that sits next to a token-layout ``Reshape``/``Transpose`` (so the
     layout change cancels) and feeds no ``BatchNormalization``; else None."""
+    producer, readers, consts = g.producer, g.readers, g.consts
     dq_x, dq_w = producer.get(conv.input[0]), producer.get(conv.input[1])
     q = producer.get(dq_x.input[0]) if dq_x is not None else None
     clip = producer.get(q.input[0]) if q is not None else None
@@ -71,13 +72,11 @@ def pointwise_conv_to_matmul(model) -> List[str]:
         list[str]: Names of the rewritten ``Conv`` nodes.
     """
     from onnx import helper, numpy_helper
-    graph = model.graph
-    consts = constants(graph)
-    producer, readers = node_maps(graph)
+    g = GraphIndex(model)
+    graph, consts = g.graph, g.consts
     done = []
     for conv in list(graph.node):
-        chain = _pointwise_chain(conv, producer, readers, consts) \
-            if _is_pointwise(conv) else None
+        chain = _pointwise_chain(g, conv) if _is_pointwise(conv) else None
         if chain is None:
             continue
         clip, q, dq_x, dq_w, add = chain

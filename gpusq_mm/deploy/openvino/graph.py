@@ -43,26 +43,21 @@ def unsigned_activations(model) -> List[str]:
     Returns:
         list[str]: Names of the rewritten ``QuantizeLinear`` nodes.
     """
-    from onnx import numpy_helper
-
-    from ..onnxruntime.graph import constants, node_maps
-    graph = model.graph
-    consts = constants(graph)
-    _, readers = node_maps(graph)
+    from ..onnxruntime.graph import GraphIndex
+    g = GraphIndex(model)
     done = []
-    for q in graph.node:
+    for q in g.graph.node:
         if q.op_type != 'QuantizeLinear' or len(q.input) < 3:
             continue
-        users = readers.get(q.output[0], [])
+        users = g.readers.get(q.output[0], [])
         if not users or any(u.op_type != 'DequantizeLinear' or
                             u.input[2:3] != q.input[2:3] for u in users):
             continue
-        if not _scalar_int8_zero(consts, q.input[2]):
+        if not _scalar_int8_zero(g.consts, q.input[2]):
             continue
         for node in (q, *users):
             node.input[2] = U8_ZERO_POINT
         done.append(q.name or q.output[0])
     if done:
-        graph.initializer.append(numpy_helper.from_array(
-            np.array(128, np.uint8), U8_ZERO_POINT))
+        g.initializer(U8_ZERO_POINT, np.array(128, np.uint8))
     return done
