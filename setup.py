@@ -68,8 +68,8 @@ setup(
     package_data={'gpusq_mm': ['.mim/configs/**/*', '.mim/tools/**/*',
                                '.mim/model-index.yml']},
     entry_points={'console_scripts': [
-        f'gpusq-{tool}=gpusq_mm.cli:{tool}'
-        for tool in ('train', 'test', 'deploy', 'demo')]},
+        f'gpusq-{tool}=gpusq_mm.cli:{tool.replace("-", "_")}'
+        for tool in ('train', 'test', 'deploy', 'demo', 'demo-data')]},
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require=dict(
         tests=parse_requirements('requirements/tests.txt'),

@@ -1,9 +1,10 @@
 """Console scripts of an installed gpusq_mm (``gpusq-train``,
-``gpusq-test``, ``gpusq-deploy``, ``gpusq-demo``): each runs the tool of the
-same name in ``tools/`` (the checkout's, or the package's copy) with the
+``gpusq-test``, ``gpusq-deploy``, ``gpusq-demo``, ``gpusq-demo-data``): each
+runs its tool in ``tools/`` (the checkout's, or the package's copy) with the
 same command line, so ``gpusq-train CONFIG ...`` is ``python
-tools/train.py CONFIG ...``. ``python -m gpusq_mm.cli train ...`` does the
-same."""
+tools/train.py CONFIG ...`` and ``gpusq-demo-data`` is ``python
+tools/misc/make_demo_data.py``. ``python -m gpusq_mm.cli train ...`` does
+the same."""
 import os.path as osp
 import runpy
 import sys
@@ -11,8 +12,9 @@ from typing import List, Optional
 
 from .resources import resource_dir
 
+#: Console-script name (``gpusq-<name>``) -> script under ``tools/``.
 TOOLS = {'train': 'train.py', 'test': 'test.py', 'deploy': 'deploy.py',
-         'demo': 'demo.py'}
+         'demo': 'demo.py', 'demo-data': 'misc/make_demo_data.py'}
 
 
 def run(tool: str, argv: Optional[List[str]] = None) -> None:
@@ -36,6 +38,10 @@ def deploy() -> None:
 
 def demo() -> None:
     run('demo')
+
+
+def demo_data() -> None:
+    run('demo-data')
 
 
 def main() -> None:

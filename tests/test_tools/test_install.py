@@ -1,7 +1,8 @@
 """gpusq_mm installed as a package (``pip install .``), not used from the
 checkout: the wheel ships the configs and tools (``gpusq_mm/.mim``), the
-console scripts find them, and ``gpusq-train`` trains a shipped demo
-config, by its short name, from another directory."""
+console scripts find them, and from an empty directory ``gpusq-demo-data``
+writes the demo data and ``gpusq-train`` trains a shipped demo config, by
+its short name."""
 import glob
 import json
 import os
@@ -64,7 +65,7 @@ def test_wheel_ships_configs_tools_and_scripts(installed, tmp_path):
                  'classification_onnxruntime_int8.py',
                  'tools/train.py', 'tools/deploy.py', 'tools/demo.py'):
         assert osp.isfile(osp.join(mim, path)), path
-    for tool in ('train', 'test', 'deploy', 'demo'):
+    for tool in ('train', 'test', 'deploy', 'demo', 'demo-data'):
         assert osp.isfile(osp.join(installed, 'bin', f'gpusq-{tool}')), tool
     probe = ('import json, gpusq_mm, gpusq_mm.resources as r; '
              'print(json.dumps([gpusq_mm.__file__, r.resource_dir("configs"),'
@@ -78,8 +79,13 @@ def test_wheel_ships_configs_tools_and_scripts(installed, tmp_path):
 
 
 @pytest.mark.slow
-def test_console_script_trains_an_installed_config(installed, data_cwd,
-                                                   tmp_path):
+def test_console_script_trains_an_installed_config(installed, tmp_path):
+    data_cwd = str(tmp_path / 'user')  # a user's empty directory
+    os.makedirs(data_cwd)
+    _run([osp.join(installed, 'bin', 'gpusq-demo-data'), '--sets', 'cls',
+          '--train', '64', '--val', '4'], cwd=data_cwd, env=_env(installed))
+    assert len(glob.glob(osp.join(data_cwd, 'data/demo/cls/train/*/*.jpg'))) \
+        == 64
     work = str(tmp_path / 'work')
     _run([osp.join(installed, 'bin', 'gpusq-train'),
           'gpusq/demo/deit_tiny_dense.py', '--work-dir', work,
