@@ -7,6 +7,7 @@ seed writes byte-identical files. ~1200 images per set take a few seconds.
 """
 import argparse
 import os.path as osp
+import sys
 import time
 
 from gpusq_mm.datasets import make_cls, make_coco, make_seg
@@ -29,8 +30,9 @@ def main() -> None:
     for name in args.sets:
         start = time.time()
         seed = {} if args.seed is None else dict(seed=args.seed)
+        # progress bars on a terminal only, not in logs
         root = MAKERS[name](osp.join(args.out, name), args.train, args.val,
-                            progress=True, **seed)
+                            progress=sys.stderr.isatty(), **seed)
         print(f'wrote {root} ({args.train} train / {args.val} val) in '
               f'{time.time() - start:.1f} s')
 
