@@ -9,14 +9,15 @@ from torch import Tensor, nn
 from gpusq_mm.checkpoint_format import (STUDENT_PREFIX, distiller_to_student,
                                         read_meta, restore_quant_structure,
                                         sparse_masks)
-from gpusq_mm.quantization import (LEGACY_RANGE_KEYS, enable_quant,
-                                   upgrade_range_keys)
+from gpusq_mm.quantization import enable_quant, upgrade_range_keys
 from gpusq_mm.utils import load_checkpoint_file
 
 from .codebases.base import task_model_dict
 
-# state-dict keys of quantization ranges (a dense export drops them)
-QUANT_BUFFERS = ('.amax', ) + tuple(f'.{k}' for k in LEGACY_RANGE_KEYS)
+# the suffix of every quantization range's state-dict key once
+# upgrade_range_keys has renamed the format-1 ones (a dense export drops
+# them)
+RANGE_SUFFIX = '.amax'
 
 
 class NotGPUSQCheckpointError(ValueError):
@@ -114,7 +115,7 @@ def load_deploy_model(model_cfg: Config, checkpoint: str, scope: str,
 def _load_weights(model: nn.Module, state: dict, path: str) -> None:
     own = model.state_dict()
     state = {k: v for k, v in upgrade_range_keys(state).items()
-             if k in own or not k.endswith(QUANT_BUFFERS)}
+             if k in own or not k.endswith(RANGE_SUFFIX)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(
